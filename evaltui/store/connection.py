@@ -1,0 +1,134 @@
+"""Opening the store: one SQLite file in WAL mode, migrated on open."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from evaltui.store.errors import SchemaError, StoreError
+from evaltui.store.schema import migrate
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def default_db_path() -> Path:
+    """``$EVALTUI_DB`` if set, else ``evaltui.db`` in the user data directory."""
+    env = os.environ.get("EVALTUI_DB")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("evaltui") / "evaltui.db"
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so a
+    # batch is atomic and no statement is silently wrapped in a transaction of Python's.
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal" and path != ":memory:":
+        raise StoreError(f"{path}: could not switch the database to WAL mode (got {mode})")
+    # NORMAL is durable in WAL mode except for the last commits on power loss
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MB page cache
+    return conn
+
+
+class Store:
+    """A connection to one evaltui database.
+
+    Safe to share between threads: every use of the connection holds ``self.lock``.
+    Readers in other connections (other processes) keep reading while a writer writes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        p = Path(path).expanduser() if path is not None else default_db_path()
+        self.path = p
+        if str(p) != ":memory:":
+            if p.exists() and p.is_dir():
+                raise StoreError(f"{p}: is a directory, not a database file")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            _check_sqlite_header(p)
+        self.lock = threading.RLock()
+        try:
+            self.conn = _connect(str(p))
+            migrate(self.conn, str(p))
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{p}: not a usable evaltui database ({e})") from None
+        except SchemaError:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (for live refresh)."""
+        with self.lock:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE write transaction: all of it commits, or none of it.
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front, so two writers queue on the busy
+        timeout instead of failing half-way with "database is locked".
+        """
+        with self.lock:
+            _begin_immediate(self.conn)
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def read(self, sql: str, params: tuple | list | dict = ()) -> list[tuple]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    # The busy handler already waits up to BUSY_TIMEOUT_MS; a few more tries cover
+    # a writer that holds the lock longer than that (a huge import).
+    deadline = time.monotonic() + 3 * BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    "the database is busy: another evaltui process has held the write lock "
+                    f"for more than {3 * BUSY_TIMEOUT_MS // 1000} s; try again"
+                ) from None
+            time.sleep(0.05)
+
+
+def _check_sqlite_header(p: Path) -> None:
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head != b"SQLite format 3\x00":
+        raise StoreError(f"{p}: not an SQLite database (it may be a file to import: try `evaltui import {p}`)")

@@ -1,0 +1,305 @@
+"""Reads from the store, returned as polars frames.
+
+Trace rows come from the materialized ``traces`` table: loading an experiment never
+aggregates spans. Score columns are pulled out of the scores JSON by SQLite itself
+(``json_extract`` in C), so Python only ever sees plain numbers and short previews.
+
+Why sqlite3 cursors and not Arrow (ADBC): the ADBC SQLite driver links its own copy of
+SQLite, and two SQLite libraries in one process writing/reading the same file can break each
+other's POSIX locks (sqlite.org "How To Corrupt", 2.2.1). The TUI reads while the SDK or an
+import writes, so one library it is. Reading column-wise from cursors meets the target
+(see ``evaltui bench``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from evaltui.store.connection import Store
+from evaltui.store.errors import NotFound
+from evaltui.store.records import JSON_FIELDS, SPAN_COLUMNS, loads
+
+_TRACE_FIXED: list[tuple[str, str, pl.DataType]] = [
+    ("root_span_id", "root_span_id", pl.Utf8),
+    ("id", "id", pl.Utf8),
+    ("name", "name", pl.Utf8),
+    ("created", "created", pl.Utf8),
+    ("start", "start", pl.Float64),
+    ("end", "[end]", pl.Float64),
+    ("duration", "duration", pl.Float64),
+    ("llm_duration", "llm_duration", pl.Float64),
+    ("ttft", "ttft", pl.Float64),
+    ("prompt_tokens", "prompt_tokens", pl.Int64),
+    ("completion_tokens", "completion_tokens", pl.Int64),
+    ("tokens", "tokens", pl.Int64),
+    ("prompt_cached_tokens", "prompt_cached_tokens", pl.Int64),
+    ("completion_reasoning_tokens", "completion_reasoning_tokens", pl.Int64),
+    ("estimated_cost", "estimated_cost", pl.Float64),
+    ("span_count", "span_count", pl.Int64),
+    ("llm_calls", "llm_calls", pl.Int64),
+    ("tool_calls", "tool_calls", pl.Int64),
+    ("errors", "errors", pl.Int64),
+    ("has_error", "has_error", pl.Boolean),
+    ("scorer_errors", "scorer_errors", pl.Int64),
+    ("input", "input_preview", pl.Utf8),
+    ("output", "output_preview", pl.Utf8),
+    ("expected", "expected_preview", pl.Utf8),
+    ("error", "error_preview", pl.Utf8),
+    ("metadata", "metadata", pl.Utf8),
+    ("tags", "tags", pl.Utf8),
+    ("comparison_key", "comparison_key", pl.Utf8),
+    ("review_status", "review_status", pl.Utf8),
+    ("assignee", "assignee", pl.Utf8),
+    ("reviewed_by", "reviewed_by", pl.Utf8),
+    ("dataset_record_id", "dataset_record_id", pl.Utf8),
+]
+TRACE_BASE_COLUMNS = [name for name, _, _ in _TRACE_FIXED]
+
+
+def _json_path(key: str) -> str:
+    # a quoted member name, so keys with dots or spaces address one member
+    return "$." + json.dumps(key)
+
+
+def _frame(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str, pl.DataType]]) -> pl.DataFrame:
+    """Run ``sql`` and build a frame column by column (faster than row-wise construction)."""
+    with store.lock:
+        rows = store.conn.execute(sql, params).fetchall()
+    if not rows:
+        return pl.DataFrame(schema={n: t for n, t in schema})
+    columns = zip(*rows, strict=True)
+    series = []
+    for (name, dtype), values in zip(schema, columns, strict=True):
+        if dtype is None:
+            series.append(_typed_series(name, values))
+        else:
+            series.append(pl.Series(name, values, dtype=dtype, strict=False))
+    return pl.DataFrame(series)
+
+
+def _typed_series(name: str, values: tuple) -> pl.Series:
+    """A metadata column: one dtype when the values agree, else their JSON text."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {str}:
+        return pl.Series(name, values, dtype=pl.Utf8)
+    if kinds <= {int}:
+        return pl.Series(name, values, dtype=pl.Int64)
+    if kinds <= {int, float}:
+        return pl.Series(name, values, dtype=pl.Float64)
+    return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8)
+
+
+def experiment_fields(store: Store, experiment_id: str) -> dict[str, list[str]]:
+    """Names of the scores, metrics and root-metadata keys seen in an experiment."""
+    out: dict[str, list[str]] = {"score": [], "metric": [], "metadata": []}
+    for kind, name in store.read(
+        "SELECT kind, name FROM experiment_fields WHERE experiment_id = ? ORDER BY kind, name", (experiment_id,)
+    ):
+        out.setdefault(kind, []).append(name)
+    return out
+
+
+def load_trace_rows(
+    store: Store, experiment_id: str, *, limit: int | None = None, offset: int = 0
+) -> pl.DataFrame:
+    """One row per trace (root span) of an experiment, oldest first.
+
+    Columns: the roll-ups of DESIGN.md ("Trace row"), the previews named ``input``,
+    ``output``, ``expected``, ``error``, one Float64 ``scores.<name>`` column per score,
+    one ``metadata.<key>`` column per top-level metadata key, and the raw ``metadata`` and
+    ``tags`` JSON.
+    """
+    fields = experiment_fields(store, experiment_id)
+    select = [expr for _, expr, _ in _TRACE_FIXED]
+    schema: list[tuple[str, Any]] = [(name, dtype) for name, _, dtype in _TRACE_FIXED]
+    params: list[Any] = []
+    for score in fields["score"]:
+        select.append("json_extract(scores, ?)")
+        params.append(_json_path(score))
+        schema.append((f"scores.{score}", pl.Float64))
+    for key in fields["metadata"]:
+        # objects and arrays come back as JSON text, scalars as themselves
+        select.append("json_extract(metadata, ?)")
+        params.append(_json_path(key))
+        schema.append((f"metadata.{key}", None))
+    sql = f"SELECT {', '.join(select)} FROM traces WHERE experiment_id = ? ORDER BY created, root_span_id"
+    params.append(experiment_id)
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    return _frame(store, sql, params, schema)
+
+
+_SPAN_ROW_COLUMNS: list[tuple[str, str, pl.DataType]] = [
+    ("id", "id", pl.Utf8),
+    ("span_id", "span_id", pl.Utf8),
+    ("root_span_id", "root_span_id", pl.Utf8),
+    ("parent_id", "json_extract(span_parents, '$[0]')", pl.Utf8),
+    ("name", "name", pl.Utf8),
+    ("type", "type", pl.Utf8),
+    ("created", "created", pl.Utf8),
+    ("start", "start", pl.Float64),
+    ("end", "[end]", pl.Float64),
+    ("duration", "[end] - start", pl.Float64),
+    ("prompt_tokens", "json_extract(metrics, '$.prompt_tokens')", pl.Int64),
+    ("completion_tokens", "json_extract(metrics, '$.completion_tokens')", pl.Int64),
+    ("tokens", "json_extract(metrics, '$.tokens')", pl.Int64),
+    ("estimated_cost", "json_extract(metrics, '$.estimated_cost')", pl.Float64),
+    ("has_error", "error IS NOT NULL", pl.Boolean),
+    ("input", "substr(input, 1, 400)", pl.Utf8),
+    ("output", "substr(output, 1, 400)", pl.Utf8),
+    ("error", "substr(error, 1, 400)", pl.Utf8),
+    ("metadata", "metadata", pl.Utf8),
+]
+
+
+def load_span_rows(store: Store, experiment_id: str) -> pl.DataFrame:
+    """One row per span of an experiment, grouped by trace in start order.
+
+    Previews are the first 400 characters of each field's JSON text.
+    """
+    fields = experiment_fields(store, experiment_id)
+    select = [expr for _, expr, _ in _SPAN_ROW_COLUMNS]
+    schema: list[tuple[str, Any]] = [(name, dtype) for name, _, dtype in _SPAN_ROW_COLUMNS]
+    params: list[Any] = []
+    for score in fields["score"]:
+        select.append("json_extract(scores, ?)")
+        params.append(_json_path(score))
+        schema.append((f"scores.{score}", pl.Float64))
+    sql = (
+        f"SELECT {', '.join(select)} FROM spans WHERE experiment_id = ?"
+        " ORDER BY root_span_id, start"
+    )
+    params.append(experiment_id)
+    return _frame(store, sql, params, schema)
+
+
+def load_trace_spans(store: Store, experiment_id: str, root_span_id: str) -> pl.DataFrame:
+    """Every span of one trace with all fields (JSON fields as JSON text), in start order."""
+    schema = [(c, pl.Float64 if c in ("start", "end") else pl.Utf8) for c in SPAN_COLUMNS]
+    sql = (
+        f"SELECT {', '.join(f'[{c}]' for c in SPAN_COLUMNS)} FROM spans"
+        " WHERE experiment_id = ? AND root_span_id = ? ORDER BY start, created, id"
+    )
+    return _frame(store, sql, (experiment_id, root_span_id), schema)
+
+
+def load_span(store: Store, span_row_id: str) -> dict[str, Any]:
+    """The full span record with this row id, JSON decoded."""
+    rows = store.read(f"SELECT {', '.join(f'[{c}]' for c in SPAN_COLUMNS)} FROM spans WHERE id = ?", (span_row_id,))
+    if not rows:
+        raise NotFound(f"no span with id {span_row_id!r}")
+    return span_record(dict(zip(SPAN_COLUMNS, rows[0], strict=True)))
+
+
+def span_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A spans-table row (as a dict) turned back into the span record that was logged."""
+    rec = {c: row[c] for c in SPAN_COLUMNS if c not in ("name", "type", "start", "end")}
+    for f in JSON_FIELDS:
+        rec[f] = loads(rec[f])
+    rec["span_parents"] = rec["span_parents"] or []
+    rec["span_attributes"] = rec["span_attributes"] or {}
+    return rec
+
+
+def load_experiment_spans(store: Store, experiment_id: str) -> list[dict[str, Any]]:
+    """Every span record of an experiment (for export), in trace then start order."""
+    sql = (
+        f"SELECT {', '.join(f'[{c}]' for c in SPAN_COLUMNS)} FROM spans WHERE experiment_id = ?"
+        " ORDER BY root_span_id, start"
+    )
+    with store.lock:
+        rows = store.conn.execute(sql, (experiment_id,)).fetchall()
+    return [span_record(dict(zip(SPAN_COLUMNS, r, strict=True))) for r in rows]
+
+
+# -- projects and experiments -------------------------------------------------------------
+
+_EXPERIMENT_COLUMNS: list[tuple[str, str, pl.DataType]] = [
+    ("id", "e.id", pl.Utf8),
+    ("project", "p.name", pl.Utf8),
+    ("project_id", "p.id", pl.Utf8),
+    ("name", "e.name", pl.Utf8),
+    ("description", "e.description", pl.Utf8),
+    ("created", "e.created", pl.Utf8),
+    ("source", "e.source", pl.Utf8),
+    ("base_exp_id", "e.base_exp_id", pl.Utf8),
+    ("dataset_id", "e.dataset_id", pl.Utf8),
+    ("metadata", "e.metadata", pl.Utf8),
+    ("params", "e.params", pl.Utf8),
+    ("repo_info", "e.repo_info", pl.Utf8),
+    ("tags", "e.tags", pl.Utf8),
+    ("traces", "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id)", pl.Int64),
+    ("errors", "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id AND t.has_error)", pl.Int64),
+    ("scorer_errors",
+     "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id AND t.scorer_errors > 0)", pl.Int64),
+    ("reviewed",
+     "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id AND t.review_status = 'reviewed')", pl.Int64),
+]
+
+
+def load_experiments(store: Store, project: str | None = None) -> pl.DataFrame:
+    """Projects' experiments, newest first, with trace and error counts and score means.
+
+    ``score_means`` is a JSON object {score name: mean over traces} (names differ per experiment).
+    """
+    where, params = ("WHERE p.name = ?", [project]) if project else ("", [])
+    sql = (
+        f"SELECT {', '.join(expr for _, expr, _ in _EXPERIMENT_COLUMNS)} FROM experiments e"
+        f" JOIN projects p ON p.id = e.project_id {where} ORDER BY p.name, e.created DESC, e.name DESC"
+    )
+    schema = [(name, dtype) for name, _, dtype in _EXPERIMENT_COLUMNS]
+    frame = _frame(store, sql, params, schema)
+    means = score_means(store, frame["id"].to_list()) if frame.height else {}
+    return frame.with_columns(
+        pl.Series("score_means", [json.dumps(means.get(i, {})) for i in frame["id"]], dtype=pl.Utf8)
+    )
+
+
+def score_means(store: Store, experiment_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Per experiment, each score's mean over its traces (non-null values)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for eid in experiment_ids:
+        names = experiment_fields(store, eid)["score"]
+        if not names:
+            out[eid] = {}
+            continue
+        avgs = ", ".join("avg(json_extract(scores, ?))" for _ in names)
+        row = store.read(f"SELECT {avgs} FROM traces WHERE experiment_id = ?", [*map(_json_path, names), eid])[0]
+        out[eid] = dict(zip(names, row, strict=True))
+    return out
+
+
+def load_projects(store: Store) -> pl.DataFrame:
+    sql = (
+        "SELECT p.id, p.name, p.created, p.settings,"
+        " (SELECT count(*) FROM experiments e WHERE e.project_id = p.id)"
+        " FROM projects p ORDER BY p.name"
+    )
+    schema = [("id", pl.Utf8), ("name", pl.Utf8), ("created", pl.Utf8), ("settings", pl.Utf8),
+              ("experiments", pl.Int64)]
+    return _frame(store, sql, [], schema)
+
+
+def find_experiment(store: Store, ref: str) -> dict[str, Any]:
+    """Resolve ``project/experiment`` or an experiment id to the experiment's row."""
+    cols = "e.id, p.name, p.id, e.name, e.created, e.base_exp_id, e.source, e.metadata"
+    rows = store.read(f"SELECT {cols} FROM experiments e JOIN projects p ON p.id = e.project_id WHERE e.id = ?", (ref,))
+    if not rows and "/" in ref:
+        project, _, name = ref.partition("/")
+        rows = store.read(
+            f"SELECT {cols} FROM experiments e JOIN projects p ON p.id = e.project_id WHERE p.name = ? AND e.name = ?",
+            (project, name),
+        )
+    if not rows:
+        hint = "" if "/" in ref else " (name experiments as project/experiment)"
+        raise NotFound(f"no experiment {ref!r} in {store.path}{hint}; `evaltui ls` lists them")
+    r = rows[0]
+    return {
+        "id": r[0], "project": r[1], "project_id": r[2], "name": r[3], "created": r[4],
+        "base_exp_id": r[5], "source": r[6], "metadata": loads(r[7]),
+    }

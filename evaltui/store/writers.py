@@ -1,0 +1,405 @@
+"""Writes to the store. Every public function here is one atomic transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from evaltui.store.connection import Store
+from evaltui.store.errors import NotFound, RecordError, StoreError
+from evaltui.store.records import (
+    SPAN_COLUMNS,
+    dumps,
+    loads,
+    now_iso,
+    span_row,
+    validate_span,
+)
+from evaltui.store.rollup import ROLLUP_COLUMNS, trace_rollup
+
+DEFAULT_PROJECT_SETTINGS: dict[str, Any] = {
+    "comparison_key": "input",
+    "baseline_experiment_id": None,
+    "score_definitions": [],
+    "aggregate_scores": [],
+    "views": [],
+}
+SOURCES = ("sdk", "braintrust", "inspect", "promptfoo", "otel", "phoenix", "langfuse", "jsonl", "csv")
+_CHUNK = 400  # ids per IN (...) list, under SQLite's variable limit
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+# -- projects and experiments -------------------------------------------------------------
+
+
+def ensure_project(store: Store, name: str) -> str:
+    """The id of the project called ``name``, created if it does not exist."""
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise StoreError(f"invalid project name {name!r}: a non-empty name without '/'")
+    with store.transaction() as conn:
+        row = conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
+        if row:
+            return row[0]
+        pid = new_id()
+        conn.execute(
+            "INSERT INTO projects (id, name, created, settings) VALUES (?, ?, ?, ?)",
+            (pid, name, now_iso(), dumps(DEFAULT_PROJECT_SETTINGS)),
+        )
+        return pid
+
+
+def project_settings(store: Store, project_id: str) -> dict[str, Any]:
+    rows = store.read("SELECT settings FROM projects WHERE id = ?", (project_id,))
+    if not rows:
+        raise NotFound(f"no project with id {project_id!r}")
+    return {**DEFAULT_PROJECT_SETTINGS, **(loads(rows[0][0]) or {})}
+
+
+def update_project_settings(store: Store, project_id: str, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the project's settings (read-modify-write under the write lock)."""
+    with store.transaction() as conn:
+        row = conn.execute("SELECT settings FROM projects WHERE id = ?", (project_id,)).fetchone()
+        if not row:
+            raise NotFound(f"no project with id {project_id!r}")
+        settings = {**DEFAULT_PROJECT_SETTINGS, **(loads(row[0]) or {}), **changes}
+        conn.execute("UPDATE projects SET settings = ? WHERE id = ?", (dumps(settings), project_id))
+    if "comparison_key" in changes:
+        recompute_traces(store, project_id=project_id)
+    return settings
+
+
+def create_experiment(
+    store: Store,
+    project: str,
+    name: str | None = None,
+    *,
+    description: str | None = None,
+    base_exp_id: str | None = None,
+    dataset_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    repo_info: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    source: str = "sdk",
+    created: str | None = None,
+    experiment_id: str | None = None,
+) -> str:
+    """Create an experiment in ``project`` (created if needed) and return its id.
+
+    A name already taken in the project gets a numeric suffix (``name-2``), as each run of an
+    eval is its own permanent experiment.
+    """
+    if source not in SOURCES:
+        raise StoreError(f"unknown experiment source {source!r} (one of {', '.join(SOURCES)})")
+    if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name):
+        raise StoreError(f"invalid experiment name {name!r}: a non-empty name without '/'")
+    for label, value in (("metadata", metadata), ("params", params), ("repo_info", repo_info)):
+        if value is not None and not isinstance(value, dict):
+            raise StoreError(f"experiment {label} must be an object, not {type(value).__name__}")
+    project_id = ensure_project(store, project)
+    created = created or now_iso()
+    base = name or "exp-" + created[:19].replace(":", "").replace("-", "").replace("T", "-")
+    eid = experiment_id or new_id()
+    with store.transaction() as conn:
+        if base_exp_id is not None and not conn.execute(
+            "SELECT 1 FROM experiments WHERE id = ?", (base_exp_id,)
+        ).fetchone():
+            raise NotFound(f"base experiment {base_exp_id!r} does not exist")
+        taken = {r[0] for r in conn.execute("SELECT name FROM experiments WHERE project_id = ?", (project_id,))}
+        final, n = base, 1
+        while final in taken:
+            n += 1
+            final = f"{base}-{n}"
+        try:
+            conn.execute(
+                "INSERT INTO experiments (id, project_id, name, description, created, base_exp_id,"
+                " dataset_id, metadata, params, repo_info, tags, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    eid,
+                    project_id,
+                    final,
+                    description,
+                    created,
+                    base_exp_id,
+                    dataset_id,
+                    dumps(metadata),
+                    dumps(params),
+                    dumps(repo_info),
+                    dumps(tags),
+                    source,
+                ),
+            )
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"experiment fields are not JSON-serialisable: {e}") from None
+    return eid
+
+
+def delete_experiment(store: Store, experiment_id: str) -> None:
+    with store.transaction() as conn:
+        for table in ("comments", "experiment_fields", "traces", "spans"):
+            conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (experiment_id,))
+        conn.execute("UPDATE experiments SET base_exp_id = NULL WHERE base_exp_id = ?", (experiment_id,))
+        conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
+
+
+# -- spans ------------------------------------------------------------------------------
+
+_UPSERT_SPAN = (
+    f"INSERT INTO spans ({', '.join(f'[{c}]' for c in SPAN_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+    f" ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"[{c}] = excluded.[{c}]" for c in SPAN_COLUMNS if c != "id")
+)
+_UPSERT_TRACE = (
+    f"INSERT INTO traces ({', '.join(f'[{c}]' for c in ROLLUP_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))})"
+    " ON CONFLICT(experiment_id, root_span_id) DO UPDATE SET "
+    + ", ".join(f"[{c}] = excluded.[{c}]" for c in ROLLUP_COLUMNS[2:])
+)
+# What a roll-up needs of each stored span: metadata and previews only for roots.
+_ROLLUP_READ = (
+    "SELECT id, span_id, root_span_id, span_parents, name, type, scores, metrics, error,"
+    " CASE WHEN span_id = root_span_id THEN metadata"
+    "      ELSE json_object('scorer_errors', json_extract(metadata, '$.scorer_errors')) END,"
+    " CASE WHEN span_id = root_span_id THEN input END,"
+    " CASE WHEN span_id = root_span_id THEN output END,"
+    " CASE WHEN span_id = root_span_id THEN expected END,"
+    " CASE WHEN span_id = root_span_id THEN tags END,"
+    " created, dataset_record_id"
+    " FROM spans WHERE experiment_id = ? AND root_span_id IN ({marks})"
+)
+
+
+def _span_fact(rec: dict[str, Any]) -> dict[str, Any]:
+    attrs = rec["span_attributes"] or {}
+    return {**rec, "name": attrs.get("name"), "type": attrs.get("type")}
+
+
+def _stored_facts(conn: Any, experiment_id: str, roots: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for chunk in _chunks(list(roots)):
+        sql = _ROLLUP_READ.format(marks=",".join("?" * len(chunk)))
+        for r in conn.execute(sql, (experiment_id, *chunk)):
+            out.setdefault(r[2], []).append(
+                {
+                    "id": r[0],
+                    "span_id": r[1],
+                    "span_parents": loads(r[3]) or [],
+                    "name": r[4],
+                    "type": r[5],
+                    "scores": loads(r[6]),
+                    "metrics": loads(r[7]),
+                    "error": loads(r[8]),
+                    "metadata": loads(r[9]),
+                    "input": loads(r[10]),
+                    "output": loads(r[11]),
+                    "expected": loads(r[12]),
+                    "tags": loads(r[13]),
+                    "created": r[14],
+                    "dataset_record_id": r[15],
+                }
+            )
+    return out
+
+
+def _key_specs(conn: Any, experiment_ids: Iterable[str]) -> dict[str, Any]:
+    specs = {}
+    for eid in experiment_ids:
+        row = conn.execute(
+            "SELECT p.settings FROM experiments e JOIN projects p ON p.id = e.project_id WHERE e.id = ?", (eid,)
+        ).fetchone()
+        settings = (loads(row[0]) or {}) if row else {}
+        specs[eid] = settings.get("comparison_key") or "input"
+    return specs
+
+
+def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
+    """Write a batch of span records atomically and refresh the trace rows they touch.
+
+    All records are validated first: one bad record raises RecordError (index and field)
+    and nothing is written. A record whose ``id`` is already stored replaces that span.
+    Returns the number of spans written.
+    """
+    records = list(records)
+    if not records:
+        return 0
+    recs = [validate_span(i, r) for i, r in enumerate(records)]
+    rows = [span_row(i, r) for i, r in enumerate(recs)]
+    ids = [r["id"] for r in recs]
+    if len(set(ids)) != len(ids):
+        # the last write of an id wins, as if the records had been written one by one
+        last = {rid: i for i, rid in enumerate(ids)}
+        keep = sorted(last.values())
+        recs, rows = [recs[i] for i in keep], [rows[i] for i in keep]
+    with store.transaction() as conn:
+        exp_ids = sorted({r["experiment_id"] for r in recs})
+        known = {r[0] for r in conn.execute(
+            f"SELECT id FROM experiments WHERE id IN ({','.join('?' * len(exp_ids))})", exp_ids
+        )}
+        for i, r in enumerate(records):
+            if isinstance(r, dict) and r.get("experiment_id") not in known:
+                raise RecordError(i, "experiment_id", f"no experiment with id {r.get('experiment_id')!r}", r.get("id"))
+        _write_span_rows(conn, recs, rows)
+    return len(recs)
+
+
+def _write_span_rows(conn: Any, recs: list[dict[str, Any]], rows: list[tuple]) -> None:
+    """Inside a transaction: upsert spans, then recompute every touched trace row."""
+    # Where the ids lived before: a re-logged span may have moved to another trace.
+    moved_from: set[tuple[str, str]] = set()
+    ids = [r["id"] for r in recs]
+    for chunk in _chunks(ids):
+        for eid, root in conn.execute(
+            f"SELECT experiment_id, root_span_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ):
+            moved_from.add((eid, root))
+    batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in recs:
+        batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(_span_fact(r))
+    # Traces that already have spans stored (other than the ones being rewritten).
+    had_spans: set[tuple[str, str]] = set(moved_from)
+    by_exp: dict[str, list[str]] = {}
+    for eid, root in batch:
+        by_exp.setdefault(eid, []).append(root)
+    for eid, roots in by_exp.items():
+        for chunk in _chunks(roots):
+            for (root,) in conn.execute(
+                f"SELECT DISTINCT root_span_id FROM spans WHERE experiment_id = ?"
+                f" AND root_span_id IN ({','.join('?' * len(chunk))})",
+                (eid, *chunk),
+            ):
+                had_spans.add((eid, root))
+    conn.executemany(_UPSERT_SPAN, rows)
+
+    touched = set(batch) | moved_from
+    specs = _key_specs(conn, {eid for eid, _ in touched})
+    reread: dict[str, list[str]] = {}
+    for eid, root in touched:
+        if (eid, root) in had_spans:
+            reread.setdefault(eid, []).append(root)
+    stored: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for eid, roots in reread.items():
+        for root, facts in _stored_facts(conn, eid, roots).items():
+            stored[(eid, root)] = facts
+    upserts, deletes = [], []
+    for key in touched:
+        spans = stored.get(key) if key in had_spans else batch.get(key)
+        row = trace_rollup(key[0], key[1], spans or [], specs[key[0]])
+        if row is None:
+            deletes.append(key)
+        else:
+            upserts.append(tuple(row[c] for c in ROLLUP_COLUMNS))
+    if upserts:
+        conn.executemany(_UPSERT_TRACE, upserts)
+    if deletes:
+        conn.executemany("DELETE FROM traces WHERE experiment_id = ? AND root_span_id = ?", deletes)
+    _record_fields(conn, recs)
+
+
+def _record_fields(conn: Any, recs: list[dict[str, Any]]) -> None:
+    """Remember score, metric and root-metadata names per experiment (the table's columns)."""
+    seen: set[tuple[str, str, str]] = set()
+    for r in recs:
+        eid = r["experiment_id"]
+        for name in r["scores"] or ():
+            seen.add((eid, "score", name))
+        for name in r["metrics"] or ():
+            seen.add((eid, "metric", name))
+        if r["span_id"] == r["root_span_id"]:
+            for name in r["metadata"] or ():
+                seen.add((eid, "metadata", name))
+    if seen:
+        conn.executemany("INSERT OR IGNORE INTO experiment_fields (experiment_id, kind, name) VALUES (?, ?, ?)", seen)
+
+
+def recompute_traces(store: Store, *, project_id: str | None = None, experiment_id: str | None = None) -> int:
+    """Recompute the trace rows of an experiment (or of every experiment of a project)."""
+    with store.transaction() as conn:
+        if experiment_id is not None:
+            exp_ids = [experiment_id]
+        else:
+            exp_ids = [r[0] for r in conn.execute("SELECT id FROM experiments WHERE project_id = ?", (project_id,))]
+        specs = _key_specs(conn, exp_ids)
+        n = 0
+        for eid in exp_ids:
+            roots = [r[0] for r in conn.execute("SELECT DISTINCT root_span_id FROM spans WHERE experiment_id = ?", (eid,))]
+            facts = _stored_facts(conn, eid, roots)
+            rows = [trace_rollup(eid, root, spans, specs[eid]) for root, spans in facts.items()]
+            conn.executemany(_UPSERT_TRACE, [tuple(r[c] for c in ROLLUP_COLUMNS) for r in rows if r])
+            n += len(rows)
+        return n
+
+
+# -- human actions ------------------------------------------------------------------------
+
+
+def append_event(
+    conn: Any,
+    *,
+    user: str,
+    action: str,
+    experiment_id: str | None = None,
+    root_span_id: str | None = None,
+    span_id: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Append to the events log; call inside the transaction that applies the change."""
+    conn.execute(
+        "INSERT INTO events (ts, user, experiment_id, root_span_id, span_id, action, before, after)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (now_iso(), user, experiment_id, root_span_id, span_id, action, json.dumps(before), json.dumps(after)),
+    )
+
+
+def set_review(
+    store: Store,
+    experiment_id: str,
+    root_span_ids: Sequence[str],
+    *,
+    user: str,
+    review_status: str | None = None,
+    assignee: str | None | type[Ellipsis] = ...,
+) -> int:
+    """Set review status and/or assignee of traces; each change is logged as an event."""
+    if review_status is not None and review_status not in ("unreviewed", "in review", "reviewed"):
+        raise StoreError(f"unknown review status {review_status!r}")
+    changed = 0
+    with store.transaction() as conn:
+        for root in root_span_ids:
+            row = conn.execute(
+                "SELECT review_status, assignee, reviewed_by FROM traces WHERE experiment_id = ? AND root_span_id = ?",
+                (experiment_id, root),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no trace {root!r} in experiment {experiment_id!r}")
+            status, who, by = row
+            if review_status is not None and review_status != status:
+                new_by = user if review_status == "reviewed" else None
+                conn.execute(
+                    "UPDATE traces SET review_status = ?, reviewed_by = ? WHERE experiment_id = ? AND root_span_id = ?",
+                    (review_status, new_by, experiment_id, root),
+                )
+                append_event(conn, user=user, action="review_status", experiment_id=experiment_id,
+                             root_span_id=root, before=status, after=review_status)
+                changed += 1
+            if assignee is not ... and assignee != who:
+                conn.execute(
+                    "UPDATE traces SET assignee = ? WHERE experiment_id = ? AND root_span_id = ?",
+                    (assignee, experiment_id, root),
+                )
+                append_event(conn, user=user, action="assign", experiment_id=experiment_id,
+                             root_span_id=root, before=who, after=assignee)
+                changed += 1
+    return changed
