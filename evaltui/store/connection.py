@@ -40,6 +40,8 @@ def _connect(path: str) -> sqlite3.Connection:
     # NORMAL is durable in WAL mode except for the last commits on power loss
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MB page cache
+    # checkpoint every 16 MB of WAL rather than 4: bulk imports copy hot index pages less often
+    conn.execute("PRAGMA wal_autocheckpoint = 4000")
     return conn
 
 

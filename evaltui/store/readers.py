@@ -70,7 +70,7 @@ def _frame(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str
     with store.lock:
         rows = store.conn.execute(sql, params).fetchall()
     if not rows:
-        return pl.DataFrame(schema={n: t for n, t in schema})
+        return pl.DataFrame(schema={n: t or pl.Utf8 for n, t in schema})
     columns = zip(*rows, strict=True)
     series = []
     for (name, dtype), values in zip(schema, columns, strict=True):
@@ -103,16 +103,8 @@ def experiment_fields(store: Store, experiment_id: str) -> dict[str, list[str]]:
     return out
 
 
-def load_trace_rows(
-    store: Store, experiment_id: str, *, limit: int | None = None, offset: int = 0
-) -> pl.DataFrame:
-    """One row per trace (root span) of an experiment, oldest first.
-
-    Columns: the roll-ups of DESIGN.md ("Trace row"), the previews named ``input``,
-    ``output``, ``expected``, ``error``, one Float64 ``scores.<name>`` column per score,
-    one ``metadata.<key>`` column per top-level metadata key, and the raw ``metadata`` and
-    ``tags`` JSON.
-    """
+def _trace_rows_query(store: Store, experiment_id: str) -> tuple[str, list[Any], list[tuple[str, Any]]]:
+    """SELECT list, parameters and frame schema of an experiment's trace rows."""
     fields = experiment_fields(store, experiment_id)
     select = [expr for _, expr, _ in _TRACE_FIXED]
     schema: list[tuple[str, Any]] = [(name, dtype) for name, _, dtype in _TRACE_FIXED]
@@ -126,12 +118,64 @@ def load_trace_rows(
         select.append("json_extract(metadata, ?)")
         params.append(_json_path(key))
         schema.append((f"metadata.{key}", None))
-    sql = f"SELECT {', '.join(select)} FROM traces WHERE experiment_id = ? ORDER BY created, root_span_id"
+    return f"SELECT {', '.join(select)} FROM traces", params, schema
+
+
+TRACE_ORDER = ["created", "root_span_id"]
+
+
+def load_trace_rows(
+    store: Store, experiment_id: str, *, limit: int | None = None, offset: int = 0, cache: bool = True
+) -> pl.DataFrame:
+    """One row per trace (root span) of an experiment, oldest first.
+
+    Columns: the roll-ups of DESIGN.md ("Trace row"), the previews named ``input``,
+    ``output``, ``expected``, ``error``, one Float64 ``scores.<name>`` column per score,
+    one ``metadata.<key>`` column per top-level metadata key, and the raw ``metadata`` and
+    ``tags`` JSON.
+
+    A whole big experiment is served from the columnar frame cache when it is current
+    (see frame_cache.py); ``limit``/``offset`` pages always come straight from SQLite.
+    """
+    if limit is None and cache:
+        from evaltui.store import frame_cache
+
+        return frame_cache.trace_rows(store, experiment_id)
+    return query_trace_rows(store, experiment_id, limit=limit, offset=offset)
+
+
+def query_trace_rows(
+    store: Store,
+    experiment_id: str,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    since_version: int | None = None,
+) -> pl.DataFrame:
+    """Trace rows read from SQLite (all, a page, or those changed after ``since_version``)."""
+    select, params, schema = _trace_rows_query(store, experiment_id)
+    sql = f"{select} WHERE experiment_id = ?"
     params.append(experiment_id)
+    if since_version is not None:
+        sql += " AND row_version > ?"
+        params.append(since_version)
+    sql += " ORDER BY created, root_span_id"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params += [limit, offset]
     return _frame(store, sql, params, schema)
+
+
+def experiment_version(store: Store, experiment_id: str) -> tuple[int, int]:
+    """(rows_version, trace count) of an experiment: what a cached frame must match."""
+    rows = store.read(
+        "SELECT rows_version, (SELECT count(*) FROM traces WHERE experiment_id = e.id) FROM experiments e"
+        " WHERE id = ?",
+        (experiment_id,),
+    )
+    if not rows:
+        raise NotFound(f"no experiment with id {experiment_id!r}")
+    return rows[0][0], rows[0][1]
 
 
 _SPAN_ROW_COLUMNS: list[tuple[str, str, pl.DataType]] = [
@@ -157,11 +201,21 @@ _SPAN_ROW_COLUMNS: list[tuple[str, str, pl.DataType]] = [
 ]
 
 
-def load_span_rows(store: Store, experiment_id: str) -> pl.DataFrame:
+def load_span_rows(store: Store, experiment_id: str, *, cache: bool = True) -> pl.DataFrame:
     """One row per span of an experiment, grouped by trace in start order.
 
-    Previews are the first 400 characters of each field's JSON text.
+    Previews are the first 400 characters of each field's JSON text. Big experiments are
+    served from the frame cache while their spans are unchanged.
     """
+    if cache:
+        from evaltui.store import frame_cache
+
+        return frame_cache.span_rows(store, experiment_id)
+    return query_span_rows(store, experiment_id)
+
+
+def query_span_rows(store: Store, experiment_id: str) -> pl.DataFrame:
+    """Span rows read from SQLite."""
     fields = experiment_fields(store, experiment_id)
     select = [expr for _, expr, _ in _SPAN_ROW_COLUMNS]
     schema: list[tuple[str, Any]] = [(name, dtype) for name, _, dtype in _SPAN_ROW_COLUMNS]

@@ -7,6 +7,7 @@ inside the migrating transaction: a migration either lands whole or not at all.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable
 
 import sqlite_utils
@@ -75,11 +76,14 @@ _TRACE_COLUMNS = {
     "review_status": str,
     "assignee": str,
     "reviewed_by": str,
+    "row_version": int,  # experiments.rows_version of the write that last changed this row
 }
 
 
 def _v1(db: sqlite_utils.Database) -> None:
     """Projects, experiments, spans, trace rows, datasets."""
+    db["store_info"].create({"key": str, "value": str}, pk="key")
+    db["store_info"].insert({"key": "uid", "value": uuid.uuid4().hex})
     db["projects"].create(
         {"id": str, "name": str, "created": str, "settings": str},
         pk="id",
@@ -123,11 +127,14 @@ def _v1(db: sqlite_utils.Database) -> None:
             "repo_info": str,
             "tags": str,
             "source": str,
+            # bumped by every write that changes trace rows: readers cache frames per version
+            "rows_version": int,
+            "spans_version": int,  # likewise for its spans
         },
         pk="id",
         foreign_keys=[("project_id", "projects", "id")],
-        not_null={"project_id", "name", "created", "source"},
-        defaults={"source": "sdk"},
+        not_null={"project_id", "name", "created", "source", "rows_version", "spans_version"},
+        defaults={"source": "sdk", "rows_version": 0, "spans_version": 0},
     )
     db["experiments"].create_index(["project_id", "name"], unique=True)
     db["spans"].create(
@@ -146,6 +153,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
     # the table's default order, read straight off the index (no sort of 100k wide rows)
     db["traces"].create_index(["experiment_id", "created", "root_span_id"])
+    db["traces"].create_index(["experiment_id", "row_version"])
     # Names of scores, metrics and metadata keys seen per experiment: the table's columns
     # are known without scanning 100k JSON documents.
     db["experiment_fields"].create(

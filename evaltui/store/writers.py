@@ -161,12 +161,28 @@ _UPSERT_SPAN = (
     f" ON CONFLICT(id) DO UPDATE SET "
     + ", ".join(f"[{c}] = excluded.[{c}]" for c in SPAN_COLUMNS if c != "id")
 )
+_TRACE_WRITE_COLUMNS = (*ROLLUP_COLUMNS, "row_version")
 _UPSERT_TRACE = (
-    f"INSERT INTO traces ({', '.join(f'[{c}]' for c in ROLLUP_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))})"
+    f"INSERT INTO traces ({', '.join(f'[{c}]' for c in _TRACE_WRITE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_TRACE_WRITE_COLUMNS))})"
     " ON CONFLICT(experiment_id, root_span_id) DO UPDATE SET "
-    + ", ".join(f"[{c}] = excluded.[{c}]" for c in ROLLUP_COLUMNS[2:])
+    + ", ".join(f"[{c}] = excluded.[{c}]" for c in _TRACE_WRITE_COLUMNS[2:])
 )
+
+
+def bump_rows_version(conn: Any, experiment_id: str, *, spans: bool = False) -> int:
+    """Next version of an experiment's trace rows (and spans, when they changed too).
+
+    Call it in the transaction that makes the change: cached frames are keyed on it.
+    """
+    extra = ", spans_version = spans_version + 1" if spans else ""
+    row = conn.execute(
+        f"UPDATE experiments SET rows_version = rows_version + 1{extra} WHERE id = ? RETURNING rows_version",
+        (experiment_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no experiment with id {experiment_id!r}")
+    return row[0]
 # What a roll-up needs of each stored span: metadata and previews only for roots.
 _ROLLUP_READ = (
     "SELECT id, span_id, root_span_id, span_parents, name, type, scores, metrics, error,"
@@ -234,7 +250,8 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
     records = list(records)
     if not records:
         return 0
-    recs = [validate_span(i, r) for i, r in enumerate(records)]
+    now = now_iso()
+    recs = [validate_span(i, r, now) for i, r in enumerate(records)]
     rows = [span_row(i, r) for i, r in enumerate(recs)]
     ids = [r["id"] for r in recs]
     if len(set(ids)) != len(ids):
@@ -284,6 +301,7 @@ def _write_span_rows(conn: Any, recs: list[dict[str, Any]], rows: list[tuple]) -
 
     touched = set(batch) | moved_from
     specs = _key_specs(conn, {eid for eid, _ in touched})
+    versions = {eid: bump_rows_version(conn, eid, spans=True) for eid in specs}
     reread: dict[str, list[str]] = {}
     for eid, root in touched:
         if (eid, root) in had_spans:
@@ -299,7 +317,7 @@ def _write_span_rows(conn: Any, recs: list[dict[str, Any]], rows: list[tuple]) -
         if row is None:
             deletes.append(key)
         else:
-            upserts.append(tuple(row[c] for c in ROLLUP_COLUMNS))
+            upserts.append((*(row[c] for c in ROLLUP_COLUMNS), versions[key[0]]))
     if upserts:
         conn.executemany(_UPSERT_TRACE, upserts)
     if deletes:
@@ -336,7 +354,10 @@ def recompute_traces(store: Store, *, project_id: str | None = None, experiment_
             roots = [r[0] for r in conn.execute("SELECT DISTINCT root_span_id FROM spans WHERE experiment_id = ?", (eid,))]
             facts = _stored_facts(conn, eid, roots)
             rows = [trace_rollup(eid, root, spans, specs[eid]) for root, spans in facts.items()]
-            conn.executemany(_UPSERT_TRACE, [tuple(r[c] for c in ROLLUP_COLUMNS) for r in rows if r])
+            version = bump_rows_version(conn, eid)
+            conn.executemany(
+                _UPSERT_TRACE, [(*(r[c] for c in ROLLUP_COLUMNS), version) for r in rows if r]
+            )
             n += len(rows)
         return n
 
@@ -377,6 +398,7 @@ def set_review(
         raise StoreError(f"unknown review status {review_status!r}")
     changed = 0
     with store.transaction() as conn:
+        version = bump_rows_version(conn, experiment_id)
         for root in root_span_ids:
             row = conn.execute(
                 "SELECT review_status, assignee, reviewed_by FROM traces WHERE experiment_id = ? AND root_span_id = ?",
@@ -388,16 +410,17 @@ def set_review(
             if review_status is not None and review_status != status:
                 new_by = user if review_status == "reviewed" else None
                 conn.execute(
-                    "UPDATE traces SET review_status = ?, reviewed_by = ? WHERE experiment_id = ? AND root_span_id = ?",
-                    (review_status, new_by, experiment_id, root),
+                    "UPDATE traces SET review_status = ?, reviewed_by = ?, row_version = ?"
+                    " WHERE experiment_id = ? AND root_span_id = ?",
+                    (review_status, new_by, version, experiment_id, root),
                 )
                 append_event(conn, user=user, action="review_status", experiment_id=experiment_id,
                              root_span_id=root, before=status, after=review_status)
                 changed += 1
             if assignee is not ... and assignee != who:
                 conn.execute(
-                    "UPDATE traces SET assignee = ? WHERE experiment_id = ? AND root_span_id = ?",
-                    (assignee, experiment_id, root),
+                    "UPDATE traces SET assignee = ?, row_version = ? WHERE experiment_id = ? AND root_span_id = ?",
+                    (assignee, version, experiment_id, root),
                 )
                 append_event(conn, user=user, action="assign", experiment_id=experiment_id,
                              root_span_id=root, before=who, after=assignee)
