@@ -1,0 +1,1028 @@
+"""The experiment table: traces (or spans) of an experiment as a scrolling grid.
+
+Built on Textual's Line API so it scales to 100k+ rows: a ``ScrollView`` whose
+``virtual_size`` is the whole table, and ``render_line(y)`` paints one screen line on
+demand. Only rows that are on screen are ever formatted: on a cache miss the table slices
+the polars frame for the missing visible rows, turns just those cells into Python values
+and renders them into ``Strip``s, which go into an LRU cache keyed by display row. Cursor
+moves evict only the two rows they touch; data, column, width, density and style changes
+clear the cache.
+
+Layout (screen lines)::
+
+    0        header labels       ┐ fixed: always drawn at the top, whatever scroll_y is
+    1        header summaries    ┘
+    2..      body: display rows, each ``row_height`` lines (1 compact, 3 tall)
+
+Columns: pinned columns are drawn first and never scroll horizontally; a ``│`` divides
+them from the rest, which scroll with ``scroll_x``. Every column is one padding cell plus
+``width`` content cells.
+
+The row model (``_RowModel``) maps display rows to frame rows. Today it is the identity;
+group rows and per-experiment sub-rows slot in there later without touching the renderer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import orjson
+import polars as pl
+from rich.cells import cell_len, chop_cells, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.color import Color
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from evaltui.tui.widgets.text_safety import ELLIPSIS, safe_text
+
+__all__ = [
+    "ColumnSpec",
+    "ExperimentTable",
+    "column_summary",
+    "format_cost",
+    "format_duration",
+    "format_tokens",
+]
+
+HEADER_HEIGHT = 2
+TALL_LINES = 3
+_ROW_CACHE_SIZE = 1024
+_NUMERIC_KINDS = frozenset({"score", "number", "duration", "cost", "tokens"})
+_COUNT_KEYS = frozenset({"errors", "scorer_errors", "llm_calls", "tool_calls", "span_count"})
+_ERROR_KEYS = frozenset({"error", "has_error", "errors", "scorer_errors"})
+
+
+@dataclass
+class ColumnSpec:
+    """One column of the table.
+
+    ``summary``: the header's second line. ``None`` (default) lets the table compute it from
+    the frame it shows (``column_summary``: μ for scores, Σ for cost/tokens, p50 for
+    durations, counts for errors/review); a string is shown as given (``""`` for none).
+    """
+
+    key: str  # frame column name, e.g. "output", "scores.Factuality", "metadata.category"
+    label: str  # header text
+    width: int  # content cells (the table adds one padding cell)
+    kind: str = "text"  # text | score | number | duration | cost | tokens | tags | status
+    visible: bool = True
+    pinned: bool = False
+    summary: str | None = None
+
+
+# -- formatting (pure functions; a cell is a (text, tone) pair) -----------------------------
+#
+# tone: "" plain, "dim", "error", "success", "warning", or a float in [0, 1] (score colour).
+
+
+def format_duration(seconds: float) -> str:
+    """``1.23s`` under a minute, ``2m05s`` under an hour, ``1h02m`` beyond."""
+    if not math.isfinite(seconds):
+        return str(seconds)
+    if abs(seconds) < 60:
+        return f"{seconds:.2f}s"
+    total = int(round(seconds))
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    return f"{total // 3600}h{total % 3600 // 60:02d}m"
+
+
+def _format_duration_short(seconds: float) -> str:
+    """Three significant digits for header summaries: ``1.23s``, ``49.5s``, ``2m05s``."""
+    if 10 <= abs(seconds) < 60:
+        return f"{seconds:.1f}s"
+    return format_duration(seconds)
+
+
+def format_cost(dollars: float) -> str:
+    """``$0.0012`` for fractions of a dollar, ``$1.23`` beyond, ``$12,345`` for large sums."""
+    if not math.isfinite(dollars):
+        return f"${dollars}"
+    if abs(dollars) < 1:
+        return f"${dollars:.4f}"
+    if abs(dollars) < 10_000:
+        return f"${dollars:,.2f}"
+    return f"${dollars:,.0f}"
+
+
+def format_tokens(count: float) -> str:
+    """Thousands separators: ``12,345``."""
+    if isinstance(count, float) and not math.isfinite(count):
+        return str(count)
+    return f"{int(round(count)):,}"
+
+
+def _format_compact(value: float) -> str:
+    """``950``, ``12.3k``, ``4.5M`` (header summaries)."""
+    value = float(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+
+
+def _format_number(value: float | int) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _format_tags(value: Any) -> str:
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        try:
+            items = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+        if not isinstance(items, list):
+            return value
+    else:
+        return str(value)
+    return ", ".join(str(t) for t in items)
+
+
+_STATUS_TONES = {"reviewed": "success", "in review": "warning", "in_review": "warning", "unreviewed": "dim"}
+
+
+def format_cell(value: Any, kind: str, key: str = "") -> tuple[str, Any]:
+    """A cell's raw (not yet made safe) text and tone for a frame value of a column kind."""
+    if value is None or (isinstance(value, float) and math.isnan(value) and kind != "score"):
+        return "–", "dim"
+    if isinstance(value, bool):
+        if key in _ERROR_KEYS:
+            return ("✗ error", "error") if value else ("·", "dim")
+        return ("✓", "success") if value else ("✗", "dim")
+    if kind == "score" and isinstance(value, (int, float)):
+        if math.isnan(value):
+            return "–", "dim"
+        return f"{value:.2f}", min(1.0, max(0.0, float(value)))
+    if kind == "duration" and isinstance(value, (int, float)):
+        return format_duration(float(value)), ""
+    if kind == "cost" and isinstance(value, (int, float)):
+        return format_cost(float(value)), ""
+    if kind == "tokens" and isinstance(value, (int, float)):
+        return format_tokens(value), ""
+    if isinstance(value, (int, float)) and kind in ("number", "status", "text"):
+        text = _format_number(value)
+        if key in _ERROR_KEYS:
+            return text, ("error" if value else "dim")
+        return text, ""
+    if kind == "tags":
+        return _format_tags(value), ""
+    if kind == "status" and isinstance(value, str):
+        return value, _STATUS_TONES.get(value, "")
+    if key in _ERROR_KEYS:
+        return str(value), "error"
+    return (value if isinstance(value, str) else str(value)), ""
+
+
+def column_summary(frame: pl.DataFrame, spec: ColumnSpec) -> str | None:
+    """The header summary of one column over ``frame`` (``None`` when the kind has none)."""
+    if spec.key not in frame.columns or frame.height == 0:
+        return None
+    series = frame.get_column(spec.key)
+    dtype = series.dtype
+    try:
+        if dtype == pl.Boolean:
+            return f"Σ {int(series.sum() or 0):,}"
+        numeric = dtype.is_numeric()
+        if spec.kind == "score" and numeric:
+            mean = series.mean()
+            return None if mean is None else f"μ {mean:.2f}"
+        if spec.kind == "cost" and numeric:
+            return f"Σ {format_cost(float(series.sum() or 0))}"
+        if spec.kind == "duration" and numeric:
+            p50 = series.median()
+            return None if p50 is None else f"p50 {_format_duration_short(float(p50))}"
+        if spec.kind == "tokens" and numeric:
+            return f"Σ {_format_compact(series.sum() or 0)}"
+        if numeric and spec.key in _COUNT_KEYS:
+            return f"Σ {_format_compact(series.sum() or 0)}"
+        if numeric:
+            mean = series.mean()
+            return None if mean is None else f"μ {_format_compact(mean)}"
+        if spec.key == "review_status":
+            done = int((series == "reviewed").sum())
+            return f"✓ {done:,}/{frame.height:,}"
+        if spec.key == "error":
+            return f"{frame.height - series.null_count():,} errors"
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _wrap(text: str, width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap to ``width`` cells, at most ``max_lines`` lines; a cut ends with ``…``.
+
+    ``text`` is already cut short (see ``safe_text``), so wrapping all of it is cheap.
+    """
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if cell_len(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            pieces = chop_cells(word, width) if cell_len(word) > width else [word]
+            lines.extend(pieces[:-1])
+            line = pieces[-1] if pieces else ""
+        lines.append(line)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        if cell_len(last) >= width:
+            last = set_cell_size(last, width - 1).rstrip(" ")
+        lines[-1] = last + ELLIPSIS
+    return lines
+
+
+# -- row model -------------------------------------------------------------------------------
+
+
+class _RowModel:
+    """Display rows → frame rows. The identity today; group rows and sub-rows extend it.
+
+    A display row whose ``frame_index`` is ``None`` is not a frame row (a group header, say);
+    ``kind`` tells the renderer how to draw it.
+    """
+
+    def __init__(self, frame_rows: int) -> None:
+        self._count = frame_rows
+
+    def __len__(self) -> int:
+        return self._count
+
+    def frame_index(self, row: int) -> int | None:
+        return row if 0 <= row < self._count else None
+
+    def frame_indices(self, start: int, end: int) -> list[int | None]:
+        return list(range(start, end))
+
+    def kind(self, row: int) -> str:
+        return "data"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each visible column sits: pinned columns first, then the scrolling ones."""
+
+    columns: tuple[ColumnSpec, ...]  # display order
+    pinned_count: int
+    pinned_width: int  # cells, including the divider when there are pinned columns
+    offsets: tuple[int, ...]  # x of each column within its part (pinned part / scroll part)
+    scroll_width: int
+
+    def cell_width(self, index: int) -> int:
+        return self.columns[index].width + 1
+
+
+def _make_layout(columns: Iterable[ColumnSpec], view_width: int | None) -> _Layout:
+    shown = [c for c in columns if c.visible]
+    pinned = [c for c in shown if c.pinned]
+    rest = [c for c in shown if not c.pinned]
+    # Pinned columns that would leave less than a third of the screen become scrolling ones.
+    if view_width:
+        while pinned and sum(c.width + 1 for c in pinned) + 1 > view_width * 2 // 3:
+            rest.insert(0, pinned.pop())
+    offsets: list[int] = []
+    x = 0
+    for col in pinned:
+        offsets.append(x)
+        x += col.width + 1
+    pinned_width = x + 1 if pinned else 0
+    x = 0
+    for col in rest:
+        offsets.append(x)
+        x += col.width + 1
+    return _Layout(tuple(pinned + rest), len(pinned), pinned_width, tuple(offsets), x)
+
+
+# -- the widget ----------------------------------------------------------------------------
+
+
+class ExperimentTable(ScrollView, can_focus=True):
+    """A virtual table over a polars frame: tall rows, pinned columns, summary headers."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "cursor_down", "Down", show=False, id="table.cursor-down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id="table.cursor-up"),
+        Binding("h,left", "cursor_left", "Left", show=False, id="table.cursor-left"),
+        Binding("l,right", "cursor_right", "Right", show=False, id="table.cursor-right"),
+        Binding("g,home", "cursor_first", "First row", show=False, id="table.first-row"),
+        Binding("G,end", "cursor_last", "Last row", show=False, id="table.last-row"),
+        Binding("ctrl+d,pagedown", "page_down", "Page down", show=False, id="table.page-down"),
+        Binding("ctrl+u,pageup", "page_up", "Page up", show=False, id="table.page-up"),
+        Binding("enter", "select_row", "Open", id="table.select-row"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "experiment-table--header",
+        "experiment-table--header-cursor",
+        "experiment-table--summary",
+        "experiment-table--cursor-row",
+        "experiment-table--cursor-cell",
+        "experiment-table--divider",
+        "experiment-table--dim",
+        "experiment-table--error",
+        "experiment-table--success",
+        "experiment-table--warning",
+        "experiment-table--score-low",
+        "experiment-table--score-mid",
+        "experiment-table--score-high",
+    }
+
+    DEFAULT_CSS = """
+    ExperimentTable {
+        background: $surface;
+        color: $foreground;
+        height: 1fr;
+        & > .experiment-table--header { background: $panel; color: $foreground; text-style: bold; }
+        & > .experiment-table--header-cursor { background: $panel; color: $accent; text-style: bold underline; }
+        & > .experiment-table--summary { background: $panel; color: $text-muted; }
+        & > .experiment-table--cursor-row { background: $boost; }
+        & > .experiment-table--cursor-cell {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .experiment-table--divider { color: $panel-lighten-2; }
+        & > .experiment-table--dim { color: $text-muted; }
+        & > .experiment-table--error { color: $text-error; }
+        & > .experiment-table--success { color: $text-success; }
+        & > .experiment-table--warning { color: $text-warning; }
+        & > .experiment-table--score-low { color: $error; }
+        & > .experiment-table--score-mid { color: $warning; }
+        & > .experiment-table--score-high { color: $success; }
+        &:focus {
+            & > .experiment-table--cursor-row { background: $primary 20%; }
+            & > .experiment-table--cursor-cell {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
+
+    density: reactive[str] = reactive("compact", layout=False, init=False)
+
+    class RowHighlighted(Message):
+        """The cursor is on a new row (``row`` -1 and ``key`` None when the table is empty).
+
+        A newer one waiting in the queue replaces an older one, so holding ``j`` does not
+        flood listeners.
+        """
+
+        def __init__(self, table: ExperimentTable, row: int, key: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+            self.key = key
+
+        @property
+        def control(self) -> ExperimentTable:
+            return self.table
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, ExperimentTable.RowHighlighted) and message.table is self.table
+
+    class RowSelected(Message):
+        """Enter (or a double click) on a row."""
+
+        def __init__(self, table: ExperimentTable, row: int, key: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+            self.key = key
+
+        @property
+        def control(self) -> ExperimentTable:
+            return self.table
+
+    def __init__(
+        self,
+        frame: pl.DataFrame | None = None,
+        columns: list[ColumnSpec] | None = None,
+        key_column: str = "root_span_id",
+        *,
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002 - Textual's name
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._frame: pl.DataFrame = pl.DataFrame()
+        self._columns: list[ColumnSpec] = []
+        self._key_column = key_column
+        self._rows = _RowModel(0)
+        self._summaries: dict[str, str | None] = {}
+        self._layout = _make_layout([], None)
+        self._layout_width: int | None = None
+        self._cursor_row = 0
+        self._cursor_column = 0
+        self._row_cache: LRUCache[int, list[tuple[Strip, Strip]]] = LRUCache(_ROW_CACHE_SIZE)
+        self._header_cache: list[tuple[Strip, Strip]] | None = None
+        self._styles: dict[str, Any] | None = None
+        if frame is not None:
+            self.set_data(frame, columns or self.default_columns(frame), key_column)
+
+    # -- public interface ------------------------------------------------------------------
+
+    @property
+    def cursor_row(self) -> int:
+        """Display row under the cursor (0 when empty)."""
+        return self._cursor_row
+
+    @cursor_row.setter
+    def cursor_row(self, row: int) -> None:
+        self.move_cursor(row=row)
+
+    @property
+    def cursor_column(self) -> int:
+        """Index into ``visible_columns`` (display order: pinned first)."""
+        return self._cursor_column
+
+    @cursor_column.setter
+    def cursor_column(self, column: int) -> None:
+        self.move_cursor(column=column)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self._frame
+
+    @property
+    def columns(self) -> list[ColumnSpec]:
+        """All column specs as given (hidden ones included)."""
+        return list(self._columns)
+
+    @property
+    def visible_columns(self) -> list[ColumnSpec]:
+        """Columns on screen in display order (pinned first); ``cursor_column`` indexes this."""
+        return list(self._layout.columns)
+
+    @property
+    def row_count(self) -> int:
+        return len(self._rows)
+
+    @property
+    def row_height(self) -> int:
+        return TALL_LINES if self.density == "tall" else 1
+
+    def set_data(
+        self,
+        frame: pl.DataFrame,
+        columns: list[ColumnSpec],
+        key_column: str,
+        *,
+        keep_cursor: bool = True,
+    ) -> None:
+        """Show ``frame`` with ``columns``; ``key_column`` names each row's key.
+
+        With ``keep_cursor`` the cursor stays on the row with the same key (and the same
+        column) when the new frame still has it, else it goes to the first row. Posts
+        RowHighlighted.
+        """
+        old_key = self.row_key(self._cursor_row) if keep_cursor else None
+        old_column = self._cursor_column_key() if keep_cursor else None
+        self._frame = frame
+        self._key_column = key_column
+        self._rows = _RowModel(frame.height)
+        self._columns = list(columns)
+        self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
+        row = 0
+        if old_key is not None and key_column in frame.columns:
+            hits = frame.get_column(key_column).eq(old_key).arg_true()
+            if len(hits):
+                row = int(hits[0])
+        self._cursor_row = row
+        self._relayout()
+        self._cursor_column = self._column_index(old_column) if old_column else 0
+        self._clamp_cursor()
+        self._invalidate()
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+        self._post_highlighted()
+
+    def set_columns(self, columns: list[ColumnSpec]) -> None:
+        """Change columns (order, width, visibility, pinning) keeping the data and cursor cell."""
+        old_column = self._cursor_column_key()
+        self._columns = list(columns)
+        for c in self._columns:
+            if c.summary is None and c.key not in self._summaries:
+                self._summaries[c.key] = column_summary(self._frame, c)
+        self._relayout()
+        self._cursor_column = self._column_index(old_column) if old_column else 0
+        self._clamp_cursor()
+        self._invalidate()
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+
+    def move_cursor(self, row: int | None = None, column: int | None = None) -> None:
+        """Put the cursor on ``row`` / ``column`` (clamped), scroll it into view; posts
+        RowHighlighted when the row changes."""
+        old_row, old_column = self._cursor_row, self._cursor_column
+        if row is not None:
+            self._cursor_row = row
+        if column is not None:
+            self._cursor_column = column
+        self._clamp_cursor()
+        if self._cursor_column != old_column:
+            self._header_cache = None
+            self._refresh_content_lines(0, HEADER_HEIGHT)
+        if (self._cursor_row, self._cursor_column) != (old_row, old_column):
+            self._refresh_row(old_row)
+            self._refresh_row(self._cursor_row)
+        self._scroll_cursor_into_view()
+        if self._cursor_row != old_row:
+            self._post_highlighted()
+
+    def row_key(self, row: int) -> str | None:
+        """The key (``key_column`` value) of display row ``row``; None when out of range."""
+        index = self._rows.frame_index(row)
+        if index is None or self._key_column not in self._frame.columns:
+            return None
+        value = self._frame.get_column(self._key_column)[index]
+        return None if value is None else str(value)
+
+    def current_cell_value(self) -> tuple[str, object]:
+        """(column key, full value from the frame) under the cursor; ("", None) when empty."""
+        key = self._cursor_column_key()
+        index = self._rows.frame_index(self._cursor_row)
+        if key is None or index is None or key not in self._frame.columns:
+            return (key or "", None)
+        return key, self._frame.get_column(key)[index]
+
+    def current_row(self) -> dict:
+        """The frame row under the cursor as a dict ({} when empty)."""
+        index = self._rows.frame_index(self._cursor_row)
+        if index is None:
+            return {}
+        return self._frame.row(index, named=True)
+
+    @staticmethod
+    def default_columns(frame: pl.DataFrame, row_type: str = "traces") -> list[ColumnSpec]:
+        """A sensible column set for trace (or span) rows of ``frame``.
+
+        Everything in the frame gets a spec; ids, timestamps and raw JSON start hidden so a
+        column chooser can offer them.
+        """
+        present = set(frame.columns)
+        specs: list[ColumnSpec] = []
+        seen: set[str] = set()
+
+        def add(key: str, label: str, width: int, kind: str = "text", **kw: Any) -> None:
+            if key in present and key not in seen:
+                specs.append(ColumnSpec(key, label, width, kind, **kw))
+                seen.add(key)
+
+        if row_type == "spans":
+            add("name", "Name", 18, pinned=True)
+            add("type", "Type", 8)
+        add("input", "Input", 28, pinned=row_type != "spans")
+        add("output", "Output", 28)
+        add("expected", "Expected", 20)
+        for key in frame.columns:
+            if key.startswith("scores."):
+                label = key[len("scores."):]
+                add(key, label, max(6, min(14, cell_len(label))), "score")
+        add("error", "Error", 18)
+        add("duration", "Duration", 9, "duration")
+        add("tokens", "Tokens", 8, "tokens")
+        add("estimated_cost", "Cost", 9, "cost")
+        add("llm_calls", "LLM", 5, "number")
+        add("tool_calls", "Tools", 5, "number")
+        add("tags", "Tags", 14, "tags")
+        add("review_status", "Review", 10, "status")
+        for key in frame.columns:
+            if key.startswith("metadata."):
+                label = key[len("metadata."):]
+                dtype = frame.schema[key]
+                add(key, label, 8 if dtype.is_numeric() else max(8, min(16, cell_len(label))),
+                    "number" if dtype.is_numeric() else "text")
+        hidden = {
+            "llm_duration": ("LLM time", 8, "duration"),
+            "ttft": ("TTFT", 7, "duration"),
+            "prompt_tokens": ("Prompt tok", 10, "tokens"),
+            "completion_tokens": ("Compl. tok", 10, "tokens"),
+            "prompt_cached_tokens": ("Cached tok", 10, "tokens"),
+            "completion_reasoning_tokens": ("Reason tok", 10, "tokens"),
+            "span_count": ("Spans", 5, "number"),
+            "errors": ("Errors", 6, "number"),
+            "has_error": ("Err", 7, "status"),
+            "scorer_errors": ("Scorer err", 10, "number"),
+            "assignee": ("Assignee", 10, "text"),
+            "reviewed_by": ("Reviewed by", 11, "text"),
+            "created": ("Created", 19, "text"),
+            "start": ("Start", 10, "number"),
+            "end": ("End", 10, "number"),
+            "name": ("Name", 14, "text"),
+            "type": ("Type", 8, "text"),
+            "id": ("Id", 12, "text"),
+            "span_id": ("Span id", 12, "text"),
+            "root_span_id": ("Trace id", 12, "text"),
+            "parent_id": ("Parent", 12, "text"),
+            "comparison_key": ("Comparison key", 14, "text"),
+            "dataset_record_id": ("Dataset record", 14, "text"),
+            "metadata": ("Metadata", 20, "text"),
+        }
+        for key in frame.columns:
+            if key in hidden:
+                label, width, kind = hidden[key]
+                add(key, label, width, kind, visible=False)
+            elif key not in seen:
+                dtype = frame.schema[key]
+                add(key, key, 10, "number" if dtype.is_numeric() else "text", visible=False)
+        return specs
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(row=self._cursor_row + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(row=self._cursor_row - 1)
+
+    def action_cursor_left(self) -> None:
+        self.move_cursor(column=self._cursor_column - 1)
+
+    def action_cursor_right(self) -> None:
+        self.move_cursor(column=self._cursor_column + 1)
+
+    def action_cursor_first(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_cursor_last(self) -> None:
+        self.move_cursor(row=len(self._rows) - 1)
+
+    def action_page_down(self) -> None:
+        self.move_cursor(row=self._cursor_row + self._page_rows())
+
+    def action_page_up(self) -> None:
+        self.move_cursor(row=self._cursor_row - self._page_rows())
+
+    def action_select_row(self) -> None:
+        if len(self._rows):
+            self.post_message(self.RowSelected(self, self._cursor_row, self.row_key(self._cursor_row)))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def validate_density(self, density: str) -> str:
+        return density if density in ("compact", "tall") else "compact"
+
+    def watch_density(self) -> None:
+        self._invalidate()
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
+        self._invalidate()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._relayout()
+        self._invalidate()
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        column = self._column_at(offset.x)
+        if offset.y < HEADER_HEIGHT:
+            if column is not None:
+                self.move_cursor(column=column)
+            return
+        line = offset.y - HEADER_HEIGHT + round(self.scroll_y)
+        row = line // self.row_height
+        if row >= len(self._rows):
+            return
+        self.move_cursor(row=row, column=column)
+        if event.chain >= 2:
+            self.action_select_row()
+
+    # -- geometry --------------------------------------------------------------------------
+
+    def _view_size(self) -> Size:
+        """Cells available for content (scrollbars excluded)."""
+        width = max(0, self.container_size.width - self.scrollbar_size_vertical)
+        height = max(0, self.container_size.height - self.scrollbar_size_horizontal)
+        return Size(width, height)
+
+    def _body_height(self) -> int:
+        return max(1, self._view_size().height - HEADER_HEIGHT)
+
+    def _page_rows(self) -> int:
+        return max(1, self._body_height() // self.row_height)
+
+    def _relayout(self) -> None:
+        width = self._view_size().width or None
+        self._layout = _make_layout(self._columns, width)
+        self._layout_width = width
+
+    def _update_virtual_size(self) -> None:
+        layout = self._layout
+        width = layout.pinned_width + layout.scroll_width
+        height = HEADER_HEIGHT + max(1, len(self._rows) * self.row_height)
+        self.virtual_size = Size(width, height)
+
+    def _column_at(self, x: int) -> int | None:
+        layout = self._layout
+        if x < layout.pinned_width:
+            for i in range(layout.pinned_count):
+                if layout.offsets[i] <= x < layout.offsets[i] + layout.cell_width(i):
+                    return i
+            return None
+        sx = x - layout.pinned_width + round(self.scroll_x)
+        for i in range(layout.pinned_count, len(layout.columns)):
+            if layout.offsets[i] <= sx < layout.offsets[i] + layout.cell_width(i):
+                return i
+        return None
+
+    def _cursor_column_key(self) -> str | None:
+        columns = self._layout.columns
+        if 0 <= self._cursor_column < len(columns):
+            return columns[self._cursor_column].key
+        return None
+
+    def _column_index(self, key: str) -> int:
+        for i, col in enumerate(self._layout.columns):
+            if col.key == key:
+                return i
+        return 0
+
+    def _clamp_cursor(self) -> None:
+        self._cursor_row = max(0, min(self._cursor_row, len(self._rows) - 1))
+        self._cursor_column = max(0, min(self._cursor_column, len(self._layout.columns) - 1))
+
+    def _scroll_cursor_into_view(self) -> None:
+        view = self._view_size()
+        if not view.height:
+            return  # not laid out yet; on_resize scrolls
+        rh = self.row_height
+        body = self._body_height()
+        top = self._cursor_row * rh
+        y = self.scroll_y
+        if top < y:
+            y = top
+        elif top + rh > y + body:
+            y = top + rh - body
+        layout = self._layout
+        x = self.scroll_x
+        column = self._cursor_column
+        if layout.columns and column >= layout.pinned_count:
+            visible = max(1, view.width - layout.pinned_width)
+            left = layout.offsets[column]
+            right = left + layout.cell_width(column)
+            if left < x:
+                x = left
+            elif right > x + visible:
+                x = min(left, right - visible)
+        if (x, y) != (self.scroll_x, self.scroll_y):
+            self.scroll_to(x=x, y=y, animate=False, force=True)
+
+    # -- caching ---------------------------------------------------------------------------
+
+    def _invalidate(self) -> None:
+        self._row_cache.clear()
+        self._header_cache = None
+        self.refresh()
+
+    def _refresh_row(self, row: int) -> None:
+        self._row_cache.discard(row)
+        rh = self.row_height
+        self._refresh_content_lines(HEADER_HEIGHT + row * rh, rh)
+
+    def _refresh_content_lines(self, y_start: int, line_count: int) -> None:
+        """Repaint content lines (header lines are fixed, body lines move with scroll_y)."""
+        if y_start >= HEADER_HEIGHT:
+            y_start -= round(self.scroll_y)
+        self.refresh(Region(0, y_start, max(self.virtual_size.width, self.size.width), line_count))
+
+    def _post_highlighted(self) -> None:
+        if len(self._rows):
+            self.post_message(self.RowHighlighted(self, self._cursor_row, self.row_key(self._cursor_row)))
+        else:
+            self.post_message(self.RowHighlighted(self, -1, None))
+
+    # -- styles ----------------------------------------------------------------------------
+
+    def _get_styles(self) -> dict[str, Any]:
+        if self._styles is not None:
+            return self._styles
+        base = self.rich_style
+
+        def full(name: str) -> Style:
+            return self.get_component_rich_style(name)
+
+        def fg(name: str) -> Style:
+            style = full(name)
+            return Style(color=style.color, bold=style.bold, italic=style.italic, underline=style.underline)
+
+        def color(name: str) -> Color:
+            return self.get_component_styles(name).color
+
+        low, mid, high = color("experiment-table--score-low"), color("experiment-table--score-mid"), color(
+            "experiment-table--score-high"
+        )
+        scores = []
+        for i in range(101):
+            t = i / 100
+            c = low.blend(mid, t * 2) if t <= 0.5 else mid.blend(high, (t - 0.5) * 2)
+            scores.append(Style(color=c.rich_color))
+        cursor_row = full("experiment-table--cursor-row")
+        self._styles = {
+            "base": base,
+            "header": base + full("experiment-table--header"),
+            "header-cursor": base + full("experiment-table--header-cursor"),
+            "summary": base + full("experiment-table--summary"),
+            "cursor-row": base + Style(bgcolor=cursor_row.bgcolor),
+            "cursor-cell": base + full("experiment-table--cursor-cell"),
+            "divider": fg("experiment-table--divider"),
+            "dim": fg("experiment-table--dim"),
+            "error": fg("experiment-table--error"),
+            "success": fg("experiment-table--success"),
+            "warning": fg("experiment-table--warning"),
+            "scores": scores,
+        }
+        return self._styles
+
+    def _tone_style(self, tone: Any) -> Style | None:
+        if tone == "":
+            return None
+        styles = self._get_styles()
+        if isinstance(tone, float):
+            return styles["scores"][int(round(tone * 100))]
+        return styles.get(tone)
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        view = self._view_size()
+        width = max(view.width, self.size.width)
+        layout = self._layout
+        styles = self._get_styles()
+        scroll_x = round(self.scroll_x)
+        if y < HEADER_HEIGHT:
+            if self._header_cache is None:
+                self._header_cache = self._render_header()
+            pinned, scrolling = self._header_cache[y]
+            fill = styles["header"] if y == 0 else styles["summary"]
+        else:
+            line = y - HEADER_HEIGHT + round(self.scroll_y)
+            rh = self.row_height
+            row, sub = divmod(line, rh)
+            if row >= len(self._rows):
+                if not len(self._rows) and line == 0:
+                    return Strip([Segment(" (no rows)", styles["base"] + styles["dim"])]).extend_cell_length(
+                        width, styles["base"]
+                    )
+                return Strip.blank(width, styles["base"])
+            strips = self._row_cache.get(row)
+            if strips is None:
+                self._render_rows(row)
+                strips = self._row_cache.get(row)
+                assert strips is not None
+            pinned, scrolling = strips[sub]
+            fill = styles["cursor-row"] if row == self._cursor_row else styles["base"]
+        visible = max(0, width - layout.pinned_width)
+        strip = Strip.join([pinned, scrolling.crop(scroll_x, scroll_x + visible)])
+        return strip.adjust_cell_length(width, fill)
+
+    def _render_header(self) -> list[tuple[Strip, Strip]]:
+        layout = self._layout
+        styles = self._get_styles()
+        labels: list[list[Segment]] = [[], []]
+        summaries: list[list[Segment]] = [[], []]
+        for i, col in enumerate(layout.columns):
+            part = 0 if i < layout.pinned_count else 1
+            align_right = col.kind in _NUMERIC_KINDS
+            label_style = styles["header-cursor"] if i == self._cursor_column else styles["header"]
+            labels[part].append(Segment(" " + _fit_cell(safe_text(col.label, col.width), col.width, align_right),
+                                        label_style))
+            summary = col.summary if col.summary is not None else self._summaries.get(col.key)
+            summaries[part].append(Segment(" " + _fit_cell(safe_text(summary or "", col.width), col.width,
+                                                           align_right), styles["summary"]))
+            if part == 0 and i == layout.pinned_count - 1:
+                labels[0].append(Segment("│", styles["header"] + styles["divider"]))
+                summaries[0].append(Segment("│", styles["summary"] + styles["divider"]))
+        return [
+            (Strip(labels[0], layout.pinned_width), Strip(labels[1], layout.scroll_width)),
+            (Strip(summaries[0], layout.pinned_width), Strip(summaries[1], layout.scroll_width)),
+        ]
+
+    def _render_rows(self, row: int) -> None:
+        """Render the run of uncached on-screen rows around ``row`` in one frame slice."""
+        rh = self.row_height
+        first_visible = round(self.scroll_y) // rh
+        last_visible = first_visible + self._body_height() // rh + 1
+        start = row
+        while start - 1 >= first_visible and (start - 1) not in self._row_cache:
+            start -= 1
+        end = row + 1
+        while end <= last_visible and end < len(self._rows) and end not in self._row_cache:
+            end += 1
+        indices = self._rows.frame_indices(start, end)
+        values = self._slice_values(indices)
+        for offset, display_row in enumerate(range(start, end)):
+            self._row_cache.set(display_row, self._render_row(display_row, [v[offset] for v in values]))
+
+    def _slice_values(self, indices: list[int | None]) -> list[list[Any]]:
+        """Python values of the visible columns for these frame rows (only these rows)."""
+        layout = self._layout
+        real = [i for i in indices if i is not None]
+        if not real:
+            return [[None] * len(indices) for _ in layout.columns]
+        contiguous = real == list(range(real[0], real[0] + len(real)))
+        frame = self._frame
+        by_key: dict[str, list[Any]] = {}
+        for col in layout.columns:
+            if col.key in by_key or col.key not in frame.columns:
+                continue
+            series = frame.get_column(col.key)
+            # only these rows become Python objects
+            part = series.slice(real[0], len(real)) if contiguous else series.gather(real)
+            by_key[col.key] = part.to_list()
+        out: list[list[Any]] = []
+        for col in layout.columns:
+            column_values = by_key.get(col.key)
+            if column_values is None:
+                out.append([None] * len(indices))
+                continue
+            it = iter(column_values)
+            out.append([None if i is None else next(it) for i in indices])
+        return out
+
+    def _render_row(self, row: int, values: list[Any]) -> list[tuple[Strip, Strip]]:
+        layout = self._layout
+        styles = self._get_styles()
+        rh = self.row_height
+        is_cursor_row = row == self._cursor_row
+        row_style = styles["cursor-row"] if is_cursor_row else styles["base"]
+        parts: list[list[list[Segment]]] = [[[] for _ in range(rh)], [[] for _ in range(rh)]]
+        for i, (col, value) in enumerate(zip(layout.columns, values, strict=True)):
+            part = 0 if i < layout.pinned_count else 1
+            text, tone = format_cell(value, col.kind, col.key)
+            tone_style = self._tone_style(tone)
+            if is_cursor_row and i == self._cursor_column:
+                style = styles["cursor-cell"]
+            else:
+                style = row_style + tone_style if tone_style is not None else row_style
+            align_right = col.kind in _NUMERIC_KINDS
+            lines = self._cell_lines(text, col, rh)
+            for sub in range(rh):
+                content = lines[sub] if sub < len(lines) else ""
+                parts[part][sub].append(Segment(" " + _fit_cell(content, col.width, align_right), style))
+            if part == 0 and i == layout.pinned_count - 1:
+                for sub in range(rh):
+                    parts[0][sub].append(Segment("│", row_style + styles["divider"]))
+        return [
+            (Strip(parts[0][sub], layout.pinned_width), Strip(parts[1][sub], layout.scroll_width))
+            for sub in range(rh)
+        ]
+
+    @staticmethod
+    def _cell_lines(text: str, col: ColumnSpec, rh: int) -> list[str]:
+        if rh == 1 or col.kind in _NUMERIC_KINDS:
+            return [safe_text(text, col.width)]
+        # tall: wrap within the column; cut first so a 5 MB cell costs a few hundred chars
+        safe = safe_text(text, col.width * rh + 1, newlines=True)
+        return _wrap(safe, col.width, rh)
+
+
+def _fit_cell(text: str, width: int, align_right: bool) -> str:
+    """Pad (or cut) an already-safe ``text`` to exactly ``width`` cells."""
+    length = cell_len(text)
+    if length == width:
+        return text
+    if length > width:
+        return set_cell_size(text, width)
+    pad = " " * (width - length)
+    return pad + text if align_right else text + pad
+
+
+def with_width(spec: ColumnSpec, width: int) -> ColumnSpec:
+    """A copy of ``spec`` with another width (for resizing columns)."""
+    return replace(spec, width=max(1, width))
