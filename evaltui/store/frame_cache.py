@@ -3,7 +3,7 @@
 Python's sqlite3 turns every value into a Python object (~0.3 µs each): 100k trace rows of
 ~35 columns cost over a second however the SQL is written. The first load of a big
 experiment pays that once and leaves an Arrow IPC file in the user cache directory, named
-after the experiment's ``rows_version``; later loads memory-map it. When rows changed since
+after the experiment's ``rows_version``; later loads read it back in one go. When rows changed since
 (a review, a re-import), only the rows whose ``row_version`` is newer are read from SQLite
 and merged in. SQLite stays the source of truth: a cache file that is missing, stale,
 unreadable or inconsistent is ignored and rebuilt.
@@ -87,8 +87,8 @@ def _write(directory: Path, prefix: str, version: int, frame: pl.DataFrame) -> N
 
 def _read(path: Path) -> pl.DataFrame | None:
     try:
-        return pl.read_ipc(path, memory_map=True)
-    except Exception:  # a torn or foreign file: rebuild from SQLite
+        return pl.read_ipc(path)
+    except (OSError, pl.exceptions.PolarsError):  # a torn or foreign file: rebuild from SQLite
         return None
 
 

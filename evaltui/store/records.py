@@ -273,26 +273,41 @@ def span_row(index: int, rec: dict[str, Any]) -> tuple:
     rid = rec["id"]
     metrics = rec["metrics"] or {}
     attrs = rec["span_attributes"]
+    try:
+        encoded = [None if rec[f] is None else _dumps(rec[f]).decode() for f in _ENCODED_FIELDS]
+    except (TypeError, ValueError, orjson.JSONEncodeError):
+        # find the field (and the place inside it) that cannot be stored, for the message
+        encoded = [_encode(index, rid, f, rec[f]) for f in _ENCODED_FIELDS]
+    parents, attrs_json, *payload = encoded
     return (
         rid,
         rec["experiment_id"],
         rec["span_id"],
         rec["root_span_id"],
-        _encode(index, rid, "span_parents", rec["span_parents"] or None),
-        _encode(index, rid, "span_attributes", attrs or None),
+        parents if rec["span_parents"] else None,
+        attrs_json if attrs else None,
         attrs.get("name"),
         attrs.get("type"),
-        _encode(index, rid, "input", rec["input"]),
-        _encode(index, rid, "output", rec["output"]),
-        _encode(index, rid, "expected", rec["expected"]),
-        _encode(index, rid, "error", rec["error"]),
-        _encode(index, rid, "scores", rec["scores"]),
-        _encode(index, rid, "metadata", rec["metadata"]),
-        _encode(index, rid, "metrics", rec["metrics"]),
-        _encode(index, rid, "tags", rec["tags"]),
-        _encode(index, rid, "origin", rec["origin"]),
+        *payload,
         rec["dataset_record_id"],
         rec["created"],
         metrics.get("start"),
         metrics.get("end"),
     )
+
+
+_dumps = orjson.dumps
+# JSON columns in SPAN_COLUMNS order
+_ENCODED_FIELDS = (
+    "span_parents",
+    "span_attributes",
+    "input",
+    "output",
+    "expected",
+    "error",
+    "scores",
+    "metadata",
+    "metrics",
+    "tags",
+    "origin",
+)

@@ -1,0 +1,279 @@
+"""``evaltui bench``: a synthetic experiment and the timings of every hot path, side by side.
+
+Figures are medians of repeated runs where a path is cheap enough to repeat, with a
+baseline measured in the same run (a bare SQLite insert of the same rows) so that results
+from a noisy machine can still be compared by ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+_WORDS = (
+    "the customer asked about a refund for order shipping delay account password reset "
+    "billing invoice plan upgrade cancel subscription tracking number warehouse policy "
+    "return window damaged item replacement support agent escalate resolved apology"
+).split()
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    note: str = ""
+
+    def met(self) -> bool | None:
+        """Whether the figure meets its target ("<= 150 ms", ">= 26667 spans/s"), if it has one."""
+        if not self.target:
+            return None
+        op, num = self.target.split()[:2]
+        limit = float(num.replace(",", ""))
+        return self.value <= limit if op == "<=" else self.value >= limit
+
+
+def _text(rng: random.Random, size: int) -> str:
+    words = []
+    n = 0
+    while n < size:
+        w = rng.choice(_WORDS)
+        words.append(w)
+        n += len(w) + 1
+    return " ".join(words)[:size]
+
+
+def synthetic_trace(rng: random.Random, experiment_id: str, t: int, spans_per_trace: int, t0: float) -> list[dict]:
+    """One eval trace: root, task, llm/tool children, score spans; payloads 0.2-2 KB per span."""
+    root = f"t{t:07d}"
+    start = t0 + t * 3.0
+
+    def payload() -> tuple[str, str]:
+        size = rng.randint(200, 2000)
+        cut = rng.randint(size // 4, 3 * size // 4)
+        return _text(rng, cut), _text(rng, size - cut)
+
+    q, a = payload()
+    spans = [
+        {
+            "id": root,
+            "experiment_id": experiment_id,
+            "span_id": root,
+            "span_attributes": {"name": "eval", "type": "eval"},
+            "input": {"question": q},
+            "output": a,
+            "expected": a if rng.random() < 0.5 else None,
+            "metadata": {"category": rng.choice(["billing", "shipping", "returns", "account"]),
+                         "model": rng.choice(["small", "large"])},
+            "metrics": {"start": start, "end": start + 2.5},
+            "tags": ["bench"],
+            "error": "timeout" if rng.random() < 0.02 else None,
+        }
+    ]
+    n_children = max(spans_per_trace - 1, 0)
+    n_scores = min(2, max(n_children - 1, 0))
+    task_id = f"{root}.task"
+    for k in range(n_children):
+        if k == 0:
+            sid, parent, name, typ = task_id, root, "task", "task"
+        elif k > n_children - 1 - n_scores:
+            sid, parent, typ = f"{root}.s{k}", root, "score"
+            name = f"score{k - (n_children - n_scores)}"
+        else:
+            sid, parent = f"{root}.c{k}", task_id
+            name, typ = ("llm", "llm") if k % 3 else ("search", "tool")
+        i, o = payload()
+        span = {
+            "id": sid,
+            "experiment_id": experiment_id,
+            "span_id": sid,
+            "root_span_id": root,
+            "span_parents": [parent],
+            "span_attributes": {"name": name, "type": typ},
+            "input": i,
+            "output": o,
+            "metrics": {"start": start + 0.1 * k, "end": start + 0.1 * k + 0.5},
+        }
+        if typ == "llm":
+            span["metrics"].update(prompt_tokens=len(i) // 4, completion_tokens=len(o) // 4,
+                                   tokens=(len(i) + len(o)) // 4, estimated_cost=len(o) * 1e-6)
+        if typ == "score":
+            span["scores"] = {name: round(rng.random(), 3)}
+        spans.append(span)
+    return spans
+
+
+def synthetic_batches(
+    experiment_id: str, traces: int, spans_per_trace: int, batch_spans: int = 2000, seed: int = 1
+) -> Iterator[list[dict]]:
+    rng = random.Random(seed)
+    t0 = 1_750_000_000.0
+    batch: list[dict] = []
+    for t in range(traces):
+        batch.extend(synthetic_trace(rng, experiment_id, t, spans_per_trace, t0))
+        if len(batch) >= batch_spans:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _bare_insert_rate(db: Path, batches: list[list[tuple]]) -> float:
+    """Spans/s of a plain executemany into an unindexed table: what SQLite alone costs here."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE t (id TEXT, root TEXT, attrs TEXT, input TEXT, output TEXT, metrics TEXT)")
+    n = 0
+    start = time.perf_counter()
+    for rows in batches:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        n += len(rows)
+    rate = n / (time.perf_counter() - start)
+    conn.close()
+    return rate
+
+
+def bench_store(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
+    """Ingest, trace rows, span rows, one 1,000-span trace, size, memory (issue 2)."""
+    from evaltui import store as st
+    from evaltui.store.records import dumps
+
+    figures: list[Figure] = []
+    db_path = workdir / "bench.db"
+    store = st.Store(db_path)
+    eid = st.create_experiment(store, "bench", "synthetic", source="sdk")
+
+    write_s = 0.0
+    n_spans = 0
+    sample_rows: list[list[tuple]] = []
+    for batch in synthetic_batches(eid, traces, spans_per_trace):
+        if len(sample_rows) < 20:
+            sample_rows.append([(s["id"], s.get("root_span_id"), dumps(s["span_attributes"]), dumps(s["input"]),
+                                 dumps(s["output"]), dumps(s["metrics"])) for s in batch])
+        t = time.perf_counter()
+        n_spans += st.write_spans(store, batch)
+        write_s += time.perf_counter() - t
+    rate = n_spans / write_s
+    bare = _bare_insert_rate(workdir / "bare.db", sample_rows)
+    full_target = 800_000 / 30
+    figures.append(Figure("ingest (write_spans, with roll-ups)", rate, "spans/s", f">= {full_target:.0f}",
+                          f"{n_spans:,} spans in {write_s:.1f} s; bare SQLite insert {bare:,.0f} spans/s "
+                          f"(ratio {rate / bare:.2f})"))
+
+    # one trace of 1,000 spans, to time opening a big trace
+    big_root = "big-trace"
+    big = [{"id": big_root, "experiment_id": eid, "span_id": big_root,
+            "span_attributes": {"name": "eval", "type": "eval"}, "input": "big", "metrics": {"start": 0, "end": 1}}]
+    big += [{"id": f"{big_root}.{i}", "experiment_id": eid, "span_id": f"{big_root}.{i}", "root_span_id": big_root,
+             "span_parents": [big_root], "span_attributes": {"name": f"step {i}", "type": "llm"},
+             "input": "x" * 300, "output": "y" * 300, "metrics": {"start": i / 1000, "end": i / 1000 + 0.001}}
+            for i in range(999)]
+    st.write_spans(store, big)
+    store.close()
+
+    # a fresh connection, as a new process would have
+    store = st.Store(db_path)
+    t = time.perf_counter()
+    frame = st.load_trace_rows(store, eid)  # builds the cache file
+    first = (time.perf_counter() - t) * 1000
+    sql_ms = _median_ms(lambda: st.load_trace_rows(store, eid, cache=False), 3)
+    cached_ms = _median_ms(lambda: st.load_trace_rows(store, eid), 5)
+    figures.append(Figure("trace rows from SQLite", sql_ms, "ms", "", f"{frame.height:,} rows x {frame.width} columns"
+                          f"; first load incl. writing the cache {first:.0f} ms"))
+    figures.append(Figure("trace rows (warm cache)", cached_ms, "ms", "<= 150", "columnar frame cache, median of 5"))
+
+    # a review changes one row: the cache serves the rest and re-reads the changed row
+    root = frame["root_span_id"][0]
+    st.set_review(store, eid, [root], user="bench", review_status="reviewed")
+    after_review = _median_ms(lambda: st.load_trace_rows(store, eid), 3)
+    figures.append(Figure("trace rows after one review", after_review, "ms", "", "cache + 1 changed row"))
+
+    t = time.perf_counter()
+    spans = st.load_span_rows(store, eid)
+    span_first = (time.perf_counter() - t) * 1000
+    span_cached = _median_ms(lambda: st.load_span_rows(store, eid), 3)
+    figures.append(Figure("span rows from SQLite", span_first, "ms", "", f"{spans.height:,} rows, first load"))
+    figures.append(Figure("span rows (warm cache)", span_cached, "ms", "", "median of 3"))
+
+    trace_ms = _median_ms(lambda: st.load_trace_spans(store, eid, big_root), 5)
+    figures.append(Figure("one 1,000-span trace", trace_ms, "ms", "", "all fields, median of 5"))
+    store.close()
+    size = sum(p.stat().st_size for p in workdir.glob("bench.db*"))
+    figures.append(Figure("database size", size / 1e6, "MB", "", f"{size / max(n_spans, 1):.0f} bytes/span"))
+    return figures
+
+
+BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [bench_store]
+
+
+def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False) -> list[Figure]:
+    """Run every benchmark in a temporary directory and print the figures."""
+    if traces < 1 or spans_per_trace < 1:
+        raise ValueError("--traces and --spans-per-trace must be at least 1")
+    workdir = Path(tempfile.mkdtemp(prefix="evaltui-bench-"))
+    old_cache = os.environ.get("EVALTUI_CACHE_DIR")
+    os.environ["EVALTUI_CACHE_DIR"] = str(workdir / "cache")
+    figures: list[Figure] = []
+    try:
+        for bench in BENCHES:
+            if not as_json:
+                print(f"running {bench.__doc__.splitlines()[0] if bench.__doc__ else bench.__name__} ...",
+                      file=sys.stderr, flush=True)
+            figures.extend(bench(workdir, traces, spans_per_trace))
+        figures.append(Figure("peak RSS", _peak_rss_mb(), "MB", "", "whole bench process"))
+    finally:
+        if old_cache is None:
+            os.environ.pop("EVALTUI_CACHE_DIR", None)
+        else:
+            os.environ["EVALTUI_CACHE_DIR"] = old_cache
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if as_json:
+        print(json.dumps({"traces": traces, "spans_per_trace": spans_per_trace,
+                          "figures": [{**asdict(f), "met": f.met()} for f in figures]}, indent=2))
+    else:
+        print(format_table(figures, traces, spans_per_trace))
+    return figures
+
+
+def format_table(figures: list[Figure], traces: int, spans_per_trace: int) -> str:
+    lines = [f"evaltui bench: {traces:,} traces x {spans_per_trace} spans", ""]
+    w = max(len(f.name) for f in figures)
+    for f in figures:
+        value = f"{f.value:,.0f}" if f.value >= 100 else f"{f.value:,.1f}"
+        met = f.met()
+        mark = "" if met is None else ("  ok" if met else "  MISSED")
+        target = f"  (target {f.target} {f.unit}){mark}" if f.target else ""
+        lines.append(f"{f.name:<{w}}  {value:>10} {f.unit:<8}{target}")
+        if f.note:
+            lines.append(f"{'':<{w}}    {f.note}")
+    return "\n".join(lines)

@@ -1,0 +1,410 @@
+"""The store: round trips, roll-ups, atomic batches, migrations, concurrency, the frame cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from evaltui import store as st
+from evaltui.store import frame_cache
+from evaltui.store.schema import SCHEMA_VERSION, migrate
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st.Store:
+    monkeypatch.setenv("EVALTUI_CACHE_DIR", str(tmp_path / "cache"))
+    s = st.Store(tmp_path / "t.db")
+    yield s
+    s.close()
+
+
+def span(eid: str, sid: str, root: str | None = None, parent: str | None = None, **fields) -> dict:
+    rec = {"id": f"row-{sid}", "experiment_id": eid, "span_id": sid}
+    if root and root != sid:
+        rec["root_span_id"] = root
+        rec["span_parents"] = [parent or root]
+    name = fields.pop("name", sid)
+    rec["span_attributes"] = {"name": name, "type": fields.pop("type", "function")}
+    rec.update(fields)
+    return rec
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- round trip ------------------------------------------------------------------------------
+
+
+def test_every_span_field_round_trips(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    root = {
+        "id": "r1",
+        "experiment_id": eid,
+        "span_id": "s-root",
+        "root_span_id": "s-root",
+        "span_parents": [],
+        "span_attributes": {"name": "eval", "type": "eval", "exec_counter": 3},
+        "input": {"question": "Wie geht's? ünïcødé", "history": [1, 2.5, None, True]},
+        "output": "line one\nline two [bold]not markup[/] \x1b[31mred\x1b[0m",
+        "expected": ["a", {"b": None}],
+        "error": {"message": "boom", "type": "ValueError"},
+        "scores": {"acc": 0.25, "judge": None},
+        "metadata": {"model": "gpt-4o", "nested": {"tier": "gold", "n": 3}},
+        "metrics": {"start": 100.5, "end": 103.25, "tokens": 42, "estimated_cost": 0.0012},
+        "tags": ["triage", "v2"],
+        "origin": {"dataset": "support", "record": 7},
+        "dataset_record_id": "dr-7",
+        "created": "2026-01-02T03:04:05.000006+00:00",
+    }
+    child = {
+        "id": "c1",
+        "experiment_id": eid,
+        "span_id": "s-child",
+        "root_span_id": "s-root",
+        "span_parents": ["s-root"],
+        "span_attributes": {"name": "llm call", "type": "llm"},
+        "input": [{"role": "user", "content": "hi"}],
+        "output": 3.5,
+        "expected": None,
+        "error": None,
+        "scores": None,
+        "metadata": None,
+        "metrics": {"start": 101.0, "end": 102.0, "prompt_tokens": 10},
+        "tags": None,
+        "origin": None,
+        "dataset_record_id": None,
+        "created": "2026-01-02T03:04:06+00:00",
+    }
+    assert st.write_spans(db, [root, child]) == 2
+    assert st.load_span(db, "r1") == root
+    assert st.load_span(db, "c1") == {**child, "span_attributes": child["span_attributes"]}
+    assert st.load_experiment_spans(db, eid) == [root, child]
+
+
+def test_booleans_become_scores_and_defaults_fill_in(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [{"id": "x", "experiment_id": eid, "span_id": "x", "scores": {"ok": True, "bad": False}}])
+    rec = st.load_span(db, "x")
+    assert rec["scores"] == {"ok": 1.0, "bad": 0.0}
+    assert rec["root_span_id"] == "x" and rec["span_parents"] == []
+    assert rec["created"]  # filled with the write time
+
+
+# -- roll-ups --------------------------------------------------------------------------------
+
+
+def test_trace_rollup_matches_hand_computed_values(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    R = "root"
+    spans = [
+        span(eid, R, type="eval", input={"q": "capital of France?"}, output="Paris", expected="Paris",
+             metadata={"category": "geo", "scorer_errors": {"Judge": "timeout"}}, tags=["t1"],
+             metrics={"start": 10.0, "end": 14.0}),
+        span(eid, "task", R, type="task", metrics={"start": 10.0, "end": 13.0}),
+        span(eid, "llm1", R, "task", type="llm",
+             metrics={"start": 10.5, "end": 11.5, "prompt_tokens": 100, "completion_tokens": 20, "tokens": 120,
+                      "estimated_cost": 0.002, "time_to_first_token": 0.2}),
+        span(eid, "llm2", R, "task", type="llm",
+             metrics={"start": 11.5, "end": 12.0, "prompt_tokens": 50, "completion_tokens": 10,
+                      "estimated_cost": 0.001, "time_to_first_token": 0.4}),
+        span(eid, "tool", R, "task", type="tool", error="404 not found", metrics={"start": 12.0, "end": 12.1}),
+        span(eid, "sc-acc", R, type="score", name="Accuracy", scores={"Accuracy": 1.0}),
+        span(eid, "sc-acc2", R, type="score", name="Accuracy", scores={"Accuracy": 0.5, "Skipped": None}),
+        span(eid, "sc-judge", R, type="score", name="Judge", error="judge timed out", scores={"Judge": None}),
+        # an LLM call made by a scorer is not the task's: no tokens, cost or llm_calls
+        span(eid, "judge-llm", R, "sc-judge", type="llm",
+             metrics={"start": 13.0, "end": 13.5, "prompt_tokens": 999, "tokens": 999, "estimated_cost": 1.0}),
+    ]
+    st.write_spans(db, spans)
+    row = st.load_trace_rows(db, eid).row(0, named=True)
+    assert row["scores.Accuracy"] == pytest.approx(0.75)
+    assert row["scores.Skipped"] is None and row["scores.Judge"] is None
+    assert row["prompt_tokens"] == 150
+    assert row["completion_tokens"] == 30
+    assert row["tokens"] == 120 + 60  # llm2 logged only the parts
+    assert row["estimated_cost"] == pytest.approx(0.003)
+    assert row["llm_calls"] == 2 and row["tool_calls"] == 1
+    assert row["duration"] == pytest.approx(4.0)
+    assert row["llm_duration"] == pytest.approx(1.5)
+    assert row["ttft"] == pytest.approx(0.3)
+    assert row["errors"] == 1 and row["has_error"] is True
+    assert row["error"] == "404 not found"
+    assert row["scorer_errors"] == 1  # Judge, named twice (span error + metadata) counts once
+    assert row["span_count"] == 9
+    assert row["input"] == '{"q":"capital of France?"}'
+    assert row["output"] == "Paris"
+    assert row["metadata.category"] == "geo"
+    assert json.loads(row["tags"]) == ["t1"]
+    assert row["review_status"] == "unreviewed"
+
+
+def test_trace_row_waits_for_its_root_and_children_may_come_first(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "c", "r", type="llm", metrics={"tokens": 5})])
+    assert st.load_trace_rows(db, eid).height == 0  # no root yet
+    st.write_spans(db, [span(eid, "r", type="eval", output="done")])
+    rows = st.load_trace_rows(db, eid)
+    assert rows.height == 1 and rows["tokens"][0] == 5 and rows["span_count"][0] == 2
+
+
+def test_relogging_an_id_updates_and_never_duplicates(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "r", type="eval", output="first"),
+                        span(eid, "s", "r", type="score", scores={"acc": 0.0})])
+    st.write_spans(db, [span(eid, "s", "r", type="score", scores={"acc": 1.0})])
+    st.write_spans(db, [span(eid, "r", type="eval", output="second")])
+    rows = st.load_trace_rows(db, eid)
+    assert rows.height == 1
+    assert rows["output"][0] == "second" and rows["scores.acc"][0] == 1.0
+    assert db.read("SELECT count(*) FROM spans")[0][0] == 2
+    # the same id twice in one batch: the last one wins
+    st.write_spans(db, [span(eid, "r", type="eval", output="a"), span(eid, "r", type="eval", output="b")])
+    assert st.load_trace_rows(db, eid)["output"].to_list() == ["b"]
+
+
+def test_a_span_moved_to_another_trace_updates_both(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "r1", type="eval"), span(eid, "r2", type="eval"),
+                        span(eid, "x", "r1", type="llm", metrics={"tokens": 7})])
+    st.write_spans(db, [span(eid, "x", "r2", type="llm", metrics={"tokens": 7})])
+    rows = {r["root_span_id"]: r for r in st.load_trace_rows(db, eid).iter_rows(named=True)}
+    assert rows["r1"]["tokens"] is None and rows["r1"]["span_count"] == 1
+    assert rows["r2"]["tokens"] == 7 and rows["r2"]["span_count"] == 2
+
+
+# -- atomic batches ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "words"),
+    [
+        ({"scores": {"acc": 1.5}}, "scores", "outside [0, 1]"),
+        ({"scores": {"acc": "high"}}, "scores", "not a number"),
+        ({"metadata": {1: "x"}}, "metadata", "not a string"),
+        ({"metrics": {"tokens": float("nan")}}, "metrics.tokens", "finite"),
+        ({"output": {"when": {1, 2}}}, "output.when", "set is not JSON-serialisable"),
+        ({"tags": "triage"}, "tags", "list of strings"),
+        ({"surprise": 1}, "surprise", "unknown field"),
+        ({"span_id": ""}, "span_id", "non-empty"),
+        ({"experiment_id": "nope"}, "experiment_id", "no experiment"),
+    ],
+)
+def test_a_bad_record_leaves_the_database_byte_for_byte_unchanged(
+    tmp_path: Path, bad: dict, field: str, words: str
+) -> None:
+    path = tmp_path / "t.db"
+    with st.Store(path) as s:
+        eid = st.create_experiment(s, "proj", "exp")
+        st.write_spans(s, [span(eid, "r0", type="eval", output="kept")])
+    before = file_digest(path)
+    good = [span(eid, f"r{i}", type="eval", output=i) for i in range(1, 5)]
+    broken = {**span(eid, "r9", type="eval"), **bad}
+    with st.Store(path) as s:
+        with pytest.raises(st.RecordError) as info:
+            st.write_spans(s, [*good[:2], broken, *good[2:]])
+        assert info.value.index == 2
+        assert info.value.field == field
+        assert words in str(info.value)
+        assert str(info.value).startswith("record 2")
+    assert file_digest(path) == before
+    with st.Store(path) as s:
+        assert st.load_trace_rows(s, eid)["output"].to_list() == ["kept"]
+
+
+def test_a_failure_inside_the_transaction_rolls_everything_back(db: st.Store, monkeypatch) -> None:
+    from evaltui.store import writers
+
+    eid = st.create_experiment(db, "proj", "exp")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(writers, "_record_fields", explode)  # runs after spans and traces are written
+    with pytest.raises(RuntimeError):
+        st.write_spans(db, [span(eid, "r", type="eval")])
+    assert db.read("SELECT count(*) FROM spans")[0][0] == 0
+    assert db.read("SELECT count(*) FROM traces")[0][0] == 0
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+def test_an_older_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, str(path), target=1)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.execute("INSERT INTO projects (id, name, created, settings) VALUES ('p', 'proj', '2025', '{}')")
+    conn.execute("INSERT INTO experiments (id, project_id, name, created, source) VALUES ('e', 'p', 'old', '2025', 'sdk')")
+    conn.close()
+    with st.Store(path) as s:
+        assert s.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        st.write_spans(s, [span("e", "r", type="eval", output="after migration")])
+        st.set_review(s, "e", ["r"], user="ann", review_status="reviewed")
+        rows = st.load_trace_rows(s, "e")
+        assert rows["reviewed_by"].to_list() == ["ann"]
+        assert st.find_experiment(s, "proj/old")["id"] == "e"
+
+
+def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with st.Store(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn.close()
+    before = file_digest(path)
+    with pytest.raises(st.SchemaError, match="newer than this evaltui supports"):
+        st.Store(path)
+    assert file_digest(path) == before
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text('{"samples": []}')
+    with pytest.raises(st.StoreError, match="not an SQLite database"):
+        st.Store(path)
+    assert path.read_text() == '{"samples": []}'
+
+
+def test_connections_use_wal_and_foreign_keys(db: st.Store) -> None:
+    assert db.read("PRAGMA journal_mode")[0][0] == "wal"
+    assert db.read("PRAGMA foreign_keys")[0][0] == 1
+    assert db.read("PRAGMA busy_timeout")[0][0] >= 5000
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+def _writer(path: str, eid: str, who: str, batches: int) -> None:
+    s = st.Store(path)
+    for b in range(batches):
+        root = f"{who}-{b}"
+        st.write_spans(s, [span(eid, root, type="eval", output=root)]
+                       + [span(eid, f"{root}-{k}", root, type="llm", metrics={"tokens": 1}) for k in range(5)])
+    s.close()
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with st.Store(path) as s:
+        eid = st.create_experiment(s, "proj", "exp")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), eid, who, 40)) for who in ("a", "b")]
+    for p in procs:
+        p.start()
+    # a reader keeps reading while they write
+    with st.Store(path) as reader:
+        while any(p.is_alive() for p in procs):
+            st.load_trace_rows(reader, eid)
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with st.Store(path) as s:
+        rows = st.load_trace_rows(s, eid)
+        assert rows.height == 80
+        assert rows["tokens"].to_list() == [5] * 80
+        assert s.read("SELECT count(*) FROM spans")[0][0] == 80 * 6
+
+
+# -- readers -------------------------------------------------------------------------------
+
+
+def test_experiments_list_counts_and_score_means(db: st.Store) -> None:
+    e1 = st.create_experiment(db, "proj", "first", created="2026-01-01T00:00:00+00:00")
+    e2 = st.create_experiment(db, "proj", "second", created="2026-02-01T00:00:00+00:00")
+    st.write_spans(db, [span(e1, "a", type="eval", scores={"acc": 1.0}), span(e1, "b", type="eval", scores={"acc": 0.0},
+                                                                              error="x")])
+    st.write_spans(db, [span(e2, "c", type="eval", scores={"acc": 0.5, "f1": 0.25})])
+    exps = st.load_experiments(db)
+    assert exps["name"].to_list() == ["second", "first"]  # newest first
+    first = exps.filter(pl.col("name") == "first").row(0, named=True)
+    assert first["traces"] == 2 and first["errors"] == 1
+    assert json.loads(first["score_means"]) == {"acc": 0.5}
+    assert json.loads(exps.filter(pl.col("name") == "second")["score_means"][0]) == {"acc": 0.5, "f1": 0.25}
+
+
+def test_a_taken_experiment_name_gets_a_suffix(db: st.Store) -> None:
+    a = st.create_experiment(db, "proj", "run")
+    b = st.create_experiment(db, "proj", "run")
+    assert st.find_experiment(db, "proj/run")["id"] == a
+    assert st.find_experiment(db, "proj/run-2")["id"] == b
+    with pytest.raises(st.NotFound, match="evaltui ls"):
+        st.find_experiment(db, "proj/missing")
+
+
+def test_span_rows_and_one_trace_in_start_order(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [
+        span(eid, "r", type="eval", metrics={"start": 0.0, "end": 9.0}),
+        span(eid, "late", "r", type="tool", metrics={"start": 5.0, "end": 6.0}),
+        span(eid, "early", "r", type="llm", metrics={"start": 1.0, "end": 2.0, "tokens": 3}),
+    ])
+    spans = st.load_span_rows(db, eid)
+    assert spans["span_id"].to_list() == ["r", "early", "late"]
+    assert spans.filter(pl.col("span_id") == "early")["parent_id"][0] == "r"
+    assert spans.filter(pl.col("span_id") == "early")["tokens"][0] == 3
+    tree = st.load_trace_spans(db, eid, "r")
+    assert tree["span_id"].to_list() == ["r", "early", "late"]
+
+
+def test_review_changes_are_logged_as_events(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "r", type="eval")])
+    st.set_review(db, eid, ["r"], user="ann", review_status="reviewed", assignee="bob")
+    row = st.load_trace_rows(db, eid).row(0, named=True)
+    assert (row["review_status"], row["reviewed_by"], row["assignee"]) == ("reviewed", "ann", "bob")
+    events = db.read("SELECT user, action, before, after FROM events ORDER BY seq")
+    assert events == [("ann", "review_status", '"unreviewed"', '"reviewed"'), ("ann", "assign", "null", '"bob"')]
+    # rewriting the trace's spans keeps the human review
+    st.write_spans(db, [span(eid, "r", type="eval", output="again")])
+    assert st.load_trace_rows(db, eid)["review_status"][0] == "reviewed"
+
+
+def test_changing_the_comparison_key_recomputes_keys(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "a", type="eval", input="q1", metadata={"case": 1}),
+                        span(eid, "b", type="eval", input="q2", metadata={"case": 1})])
+    keys = st.load_trace_rows(db, eid)["comparison_key"].to_list()
+    assert keys[0] != keys[1]
+    pid = st.find_experiment(db, eid)["project_id"]
+    st.update_project_settings(db, pid, comparison_key="metadata.case")
+    keys = st.load_trace_rows(db, eid)["comparison_key"].to_list()
+    assert keys[0] == keys[1]
+
+
+# -- frame cache ---------------------------------------------------------------------------
+
+
+def test_the_frame_cache_follows_every_change(db: st.Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(frame_cache, "MIN_ROWS", 3)
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, f"r{i}", type="eval", output=f"o{i}", created=f"2026-01-0{i + 1}") for i in range(5)])
+    first = st.load_trace_rows(db, eid)
+    assert list((tmp_path / "cache").rglob("*.arrow"))  # a snapshot was written
+    assert st.load_trace_rows(db, eid).equals(first)
+    st.set_review(db, eid, ["r2"], user="ann", review_status="reviewed")
+    st.write_spans(db, [span(eid, "r9", type="eval", output="new", created="2026-01-09"),
+                        span(eid, "r0", type="eval", output="changed", created="2026-01-01")])
+    cached = st.load_trace_rows(db, eid)
+    fresh = st.load_trace_rows(db, eid, cache=False)
+    assert cached.equals(fresh)
+    assert cached["output"].to_list() == ["changed", "o1", "o2", "o3", "o4", "new"]
+    assert cached["review_status"][2] == "reviewed"
+
+
+def test_a_corrupt_cache_file_is_ignored(db: st.Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(frame_cache, "MIN_ROWS", 2)
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, f"r{i}", type="eval", output=i) for i in range(3)])
+    st.load_trace_rows(db, eid)
+    for f in (tmp_path / "cache").rglob("*.arrow"):
+        f.write_bytes(b"garbage")
+    assert st.load_trace_rows(db, eid).equals(st.load_trace_rows(db, eid, cache=False))
