@@ -1,0 +1,174 @@
+"""Key bindings as data: the help screen and the command palette read the same live table.
+
+``binding_entries`` walks a screen's binding chain (focused widget up to the app, with the
+user's keymap applied) and returns one entry per binding that has an id; the palette
+providers turn each entry into a command, so everything a key does is findable by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+
+@dataclass
+class BindingEntry:
+    group: str
+    keys: list[str]  # display forms, e.g. ["j", "↓"]
+    description: str
+    binding_id: str
+    action: str
+    namespace: DOMNode
+    enabled: bool = True
+
+    @property
+    def key_text(self) -> str:
+        return " / ".join(self.keys)
+
+
+def group_name(node: DOMNode) -> str:
+    """What a namespace is called in help and the palette (``HELP_GROUP`` or the class name)."""
+    return getattr(node, "HELP_GROUP", None) or type(node).__name__
+
+
+def _chain(screen: Screen[Any], extra: Iterable[DOMNode] = ()) -> list[tuple[DOMNode, Any]]:
+    chain = list(screen._modal_binding_chain)  # noqa: SLF001 - the live chain, keymap applied
+    present = {id(node) for node, _ in chain}
+    keymap = screen.app._keymap  # noqa: SLF001
+    for node in extra:
+        if id(node) in present or not node.is_attached:
+            continue
+        bindings = node._bindings.copy()  # noqa: SLF001
+        if keymap:
+            bindings.apply_keymap(keymap)
+        # widgets not in the focus chain go before the screen, as if focused
+        chain.insert(max(len(chain) - 2, 0), (node, bindings))
+        present.add(id(node))
+    return chain
+
+
+def binding_entries(screen: Screen[Any], extra: Iterable[DOMNode] = (), *, include_disabled: bool = False
+                    ) -> list[BindingEntry]:
+    """Bindings with an id reachable from ``screen`` now (focused widget first), grouped.
+
+    A key bound in two places is listed where it wins (the first in the chain). ``extra``
+    adds widgets that are not focused (e.g. the table while the trace pane has focus).
+    """
+    app = screen.app
+    entries: dict[tuple[int, str], BindingEntry] = {}
+    taken: set[str] = set()
+    for node, bindings in _chain(screen, extra):
+        for key, binding in bindings:
+            if not binding.id or not binding.description:
+                continue
+            if key in taken and (id(node), binding.id) not in entries:
+                continue
+            state = app._check_action_state(binding.action, node)  # noqa: SLF001
+            if state is False and not include_disabled:
+                continue
+            display = app.get_key_display(Binding(key, binding.action, key_display=binding.key_display))
+            entry = entries.get((id(node), binding.id))
+            if entry is None:
+                entries[(id(node), binding.id)] = BindingEntry(
+                    group_name(node), [display], binding.description, binding.id, binding.action, node,
+                    state is not False,
+                )
+            elif display not in entry.keys:
+                entry.keys.append(display)
+            taken.add(key)
+    return list(entries.values())
+
+
+class BindingCommands(Provider):
+    """Every bound action of the screen as a command ("Group: description")."""
+
+    def extra_nodes(self) -> list[DOMNode]:
+        return []
+
+    def extra_commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        """(name, callback, help) commands that have no key."""
+        return []
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        out: list[tuple[str, Callable[[], Any], str]] = []
+        for e in binding_entries(self.screen, self.extra_nodes()):
+            if e.binding_id.startswith(("table.cursor", "tree.", "timeline.cursor", "thread.", "list.cursor")):
+                continue  # moving the cursor is not a command
+            out.append((f"{e.group}: {e.description}", partial(e.namespace.run_action, e.action),
+                        f"key {e.key_text} · id {e.binding_id}"))
+        out.extend(self.extra_commands())
+        return out
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class AppCommands(Provider):
+    """Commands that are not bound to a key, on every screen."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app = self.app
+        out = []
+        for mode in ("auto", "osc52", "system"):
+            out.append((f"Clipboard: use {mode}", partial(app.set_clipboard_mode, mode),  # type: ignore[attr-defined]
+                        {"auto": "OSC 52 over SSH, else the system clipboard",
+                         "osc52": "always ask the terminal (OSC 52)",
+                         "system": "always the system clipboard (pyperclip)"}[mode]))
+        out.append(("Help: keys of this screen", app.action_help, "? or f1"))  # type: ignore[attr-defined]
+        return out
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class ExperimentListCommands(BindingCommands):
+    """Commands of the experiment list."""
+
+
+class ExperimentCommands(BindingCommands):
+    """Commands of the experiment screen: the table's and the trace pane's too."""
+
+    def extra_nodes(self) -> list[DOMNode]:
+        screen = self.screen
+        nodes: list[DOMNode] = []
+        for selector in ("ExperimentTable", "TracePane"):
+            found = screen.query(selector)
+            if found:
+                node = found.first()
+                if node.display:
+                    nodes.append(node)
+        return nodes
+
+    def extra_commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        screen = self.screen
+        out = []
+        for density in ("compact", "tall"):
+            out.append((f"Density: {density}", partial(screen.set_density, density),  # type: ignore[attr-defined]
+                        "rows one line high" if density == "compact" else "rows three lines high"))
+        out.append(("Columns: reset to defaults", screen.reset_columns, "forget this project's column settings"))  # type: ignore[attr-defined]
+        return out
