@@ -109,6 +109,8 @@ def format_cost(dollars: float) -> str:
     """``$0.0012`` for fractions of a dollar, ``$1.23`` beyond, ``$12,345`` for large sums."""
     if not math.isfinite(dollars):
         return f"${dollars}"
+    if dollars == 0:
+        return "$0"
     if abs(dollars) < 1:
         return f"${dollars:.4f}"
     if abs(dollars) < 10_000:
@@ -341,6 +343,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         "experiment-table--header-cursor",
         "experiment-table--summary",
         "experiment-table--cursor-row",
+        "experiment-table--odd-row",
         "experiment-table--cursor-cell",
         "experiment-table--divider",
         "experiment-table--dim",
@@ -361,6 +364,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         & > .experiment-table--header-cursor { background: $panel; color: $accent; text-style: bold underline; }
         & > .experiment-table--summary { background: $panel; color: $text-muted; }
         & > .experiment-table--cursor-row { background: $boost; }
+        & > .experiment-table--odd-row { background: $surface-lighten-1 50%; }
         & > .experiment-table--cursor-cell {
             background: $block-cursor-blurred-background;
             color: $block-cursor-blurred-foreground;
@@ -799,7 +803,10 @@ class ExperimentTable(ScrollView, can_focus=True):
             if left < x:
                 x = left
             elif right > x + visible:
-                x = min(left, right - visible)
+                # snap to a column start so no sliver of a column shows at the left edge
+                need = right - visible
+                starts = [o for o in layout.offsets[layout.pinned_count:] if need <= o <= left]
+                x = starts[0] if starts else left
         if (x, y) != (self.scroll_x, self.scroll_y):
             self.scroll_to(x=x, y=y, animate=False, force=True)
 
@@ -859,6 +866,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             "header-cursor": base + full("experiment-table--header-cursor"),
             "summary": base + full("experiment-table--summary"),
             "cursor-row": base + Style(bgcolor=cursor_row.bgcolor),
+            "odd-row": base + Style(bgcolor=full("experiment-table--odd-row").bgcolor),
             "cursor-cell": base + full("experiment-table--cursor-cell"),
             "divider": fg("experiment-table--divider"),
             "dim": fg("experiment-table--dim"),
@@ -876,6 +884,15 @@ class ExperimentTable(ScrollView, can_focus=True):
         if isinstance(tone, float):
             return styles["scores"][int(round(tone * 100))]
         return styles.get(tone)
+
+    def _row_style(self, row: int) -> Style:
+        styles = self._get_styles()
+        if row == self._cursor_row:
+            return styles["cursor-row"]
+        # tall rows are told apart by alternating backgrounds
+        if self.density == "tall" and row % 2:
+            return styles["odd-row"]
+        return styles["base"]
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -906,7 +923,7 @@ class ExperimentTable(ScrollView, can_focus=True):
                 strips = self._row_cache.get(row)
                 assert strips is not None
             pinned, scrolling = strips[sub]
-            fill = styles["cursor-row"] if row == self._cursor_row else styles["base"]
+            fill = self._row_style(row)
         visible = max(0, width - layout.pinned_width)
         strip = Strip.join([pinned, scrolling.crop(scroll_x, scroll_x + visible)])
         return strip.adjust_cell_length(width, fill)
@@ -980,7 +997,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         styles = self._get_styles()
         rh = self.row_height
         is_cursor_row = row == self._cursor_row
-        row_style = styles["cursor-row"] if is_cursor_row else styles["base"]
+        row_style = self._row_style(row)
         parts: list[list[list[Segment]]] = [[[] for _ in range(rh)], [[] for _ in range(rh)]]
         for i, (col, value) in enumerate(zip(layout.columns, values, strict=True)):
             part = 0 if i < layout.pinned_count else 1
