@@ -172,22 +172,29 @@ def bench_store(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure
     store = st.Store(db_path)
     eid = st.create_experiment(store, "bench", "synthetic", source="sdk")
 
+    # Generate first so that only writing is timed (the generator is not what users run).
+    # Batches are generated per 1% of the run to keep memory flat on big runs.
+    all_batches = synthetic_batches(eid, traces, spans_per_trace)
     write_s = 0.0
     n_spans = 0
     sample_rows: list[list[tuple]] = []
-    for batch in synthetic_batches(eid, traces, spans_per_trace):
+    chunk = max(1, traces * spans_per_trace // 2000 // 100)
+    while True:
+        pending = [b for _, b in zip(range(chunk), all_batches)]
+        if not pending:
+            break
         if len(sample_rows) < 20:
-            sample_rows.append([(s["id"], s.get("root_span_id"), dumps(s["span_attributes"]), dumps(s["input"]),
-                                 dumps(s["output"]), dumps(s["metrics"])) for s in batch])
+            sample_rows.extend([(s["id"], s.get("root_span_id"), dumps(s["span_attributes"]), dumps(s["input"]),
+                                 dumps(s["output"]), dumps(s["metrics"])) for s in b] for b in pending[:20])
         t = time.perf_counter()
-        n_spans += st.write_spans(store, batch)
+        n_spans += st.write_span_batches(store, pending)
         write_s += time.perf_counter() - t
     rate = n_spans / write_s
     bare = _bare_insert_rate(workdir / "bare.db", sample_rows)
     full_target = 800_000 / 30
-    figures.append(Figure("ingest (write_spans, with roll-ups)", rate, "spans/s", f">= {full_target:.0f}",
-                          f"{n_spans:,} spans in {write_s:.1f} s; bare SQLite insert {bare:,.0f} spans/s "
-                          f"(ratio {rate / bare:.2f})"))
+    figures.append(Figure("ingest (validated, with roll-ups)", rate, "spans/s", f">= {full_target:.0f}",
+                          f"{n_spans:,} spans in {write_s:.1f} s, batches of 2,000; bare SQLite insert of the same "
+                          f"rows {bare:,.0f} spans/s (ratio {rate / bare:.2f})"))
 
     # one trace of 1,000 spans, to time opening a big trace
     big_root = "big-trace"

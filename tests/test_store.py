@@ -408,3 +408,16 @@ def test_a_corrupt_cache_file_is_ignored(db: st.Store, monkeypatch: pytest.Monke
     for f in (tmp_path / "cache").rglob("*.arrow"):
         f.write_bytes(b"garbage")
     assert st.load_trace_rows(db, eid).equals(st.load_trace_rows(db, eid, cache=False))
+
+
+def test_batches_are_each_atomic_and_the_first_bad_one_stops_the_import(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    good1 = [span(eid, "a", type="eval"), span(eid, "a1", "a", type="llm", metrics={"tokens": 2})]
+    bad = [span(eid, "b", type="eval"), {**span(eid, "b1", "b", type="llm"), "scores": {"x": 7}}]
+    never = [span(eid, "c", type="eval")]
+    with pytest.raises(st.RecordError, match="record 1 .*outside"):
+        st.write_span_batches(db, [good1, bad, never])
+    assert st.load_trace_rows(db, eid)["root_span_id"].to_list() == ["a"]
+    assert st.write_span_batches(db, [never, [span(eid, "c1", "c", type="tool")]]) == 2
+    rows = st.load_trace_rows(db, eid)
+    assert rows.filter(pl.col("root_span_id") == "c")["tool_calls"][0] == 1

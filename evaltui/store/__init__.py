@@ -23,6 +23,7 @@ from evaltui.store.writers import (
     recompute_traces,
     set_review,
     update_project_settings,
+    write_span_batches,
     write_spans,
 )
 
@@ -51,5 +52,6 @@ __all__ = [
     "score_means",
     "set_review",
     "update_project_settings",
+    "write_span_batches",
     "write_spans",
 ]

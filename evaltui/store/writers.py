@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from evaltui.store.connection import Store
@@ -240,16 +243,24 @@ def _key_specs(conn: Any, experiment_ids: Iterable[str]) -> dict[str, Any]:
     return specs
 
 
-def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
-    """Write a batch of span records atomically and refresh the trace rows they touch.
+@dataclass
+class _Prepared:
+    """A validated, encoded batch, with the roll-ups its complete traces would have."""
 
-    All records are validated first: one bad record raises RecordError (index and field)
-    and nothing is written. A record whose ``id`` is already stored replaces that span.
-    Returns the number of spans written.
+    records: list[dict[str, Any]]  # as given (for error messages)
+    recs: list[dict[str, Any]]  # validated, one per id (the last write of an id wins)
+    rows: list[tuple]  # encoded for the spans table
+    batch: dict[tuple[str, str], list[dict[str, Any]]]  # (experiment, root) -> span facts
+    specs: dict[str, Any]  # comparison-key spec the roll-ups were computed with
+    rollups: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+
+
+def _prepare(records: Sequence[dict[str, Any]], specs: dict[str, Any]) -> _Prepared:
+    """Everything about a batch that needs no database: validation, JSON, roll-ups.
+
+    Raises RecordError before anything is written.
     """
     records = list(records)
-    if not records:
-        return 0
     now = now_iso()
     recs = [validate_span(i, r, now) for i, r in enumerate(records)]
     rows = [span_row(i, r) for i, r in enumerate(recs)]
@@ -259,20 +270,96 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
         last = {rid: i for i, rid in enumerate(ids)}
         keep = sorted(last.values())
         recs, rows = [recs[i] for i in keep], [rows[i] for i in keep]
+    batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in recs:
+        batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(_span_fact(r))
+    prepared = _Prepared(records, recs, rows, batch, specs)
+    for (eid, root), spans in batch.items():
+        if eid in specs:
+            prepared.rollups[(eid, root)] = trace_rollup(eid, root, spans, specs[eid])
+    return prepared
+
+
+def _check_experiments(conn: Any, prepared: _Prepared) -> None:
+    exp_ids = sorted({eid for eid, _ in prepared.batch})
+    known = {r[0] for r in conn.execute(
+        f"SELECT id FROM experiments WHERE id IN ({','.join('?' * len(exp_ids))})", exp_ids
+    )}
+    for i, r in enumerate(prepared.records):
+        if r.get("experiment_id") not in known:
+            raise RecordError(i, "experiment_id", f"no experiment with id {r.get('experiment_id')!r}", r.get("id"))
+
+
+def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
+    """Write a batch of span records atomically and refresh the trace rows they touch.
+
+    All records are validated first: one bad record raises RecordError (index and field)
+    and nothing is written. A record whose ``id`` is already stored replaces that span.
+    Returns the number of spans written.
+    """
+    if not records:
+        return 0
+    prepared = _prepare(records, {})
     with store.transaction() as conn:
-        exp_ids = sorted({r["experiment_id"] for r in recs})
-        known = {r[0] for r in conn.execute(
-            f"SELECT id FROM experiments WHERE id IN ({','.join('?' * len(exp_ids))})", exp_ids
-        )}
-        for i, r in enumerate(records):
-            if isinstance(r, dict) and r.get("experiment_id") not in known:
-                raise RecordError(i, "experiment_id", f"no experiment with id {r.get('experiment_id')!r}", r.get("id"))
-        _write_span_rows(conn, recs, rows)
-    return len(recs)
+        _check_experiments(conn, prepared)
+        _write_span_rows(conn, prepared)
+    return len(prepared.recs)
 
 
-def _write_span_rows(conn: Any, recs: list[dict[str, Any]], rows: list[tuple]) -> None:
+def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]) -> int:
+    """Write many batches, each atomically, preparing the next while SQLite writes one.
+
+    Validation, JSON encoding and roll-ups run in this thread; inserts run in a writer
+    thread (sqlite3 releases the GIL while SQLite works), so a big import uses both cores.
+    The first bad batch raises its RecordError; the batches before it stay written.
+    Returns the number of spans written.
+    """
+    specs: dict[str, Any] = {}
+    work: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
+    written = 0
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        nonlocal written
+        while (item := work.get()) is not None:
+            if failure:
+                continue  # drain: an earlier batch failed
+            try:
+                with store.transaction() as conn:
+                    _check_experiments(conn, item)
+                    _write_span_rows(conn, item)
+                written += len(item.recs)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                failure.append(e)
+
+    thread = threading.Thread(target=writer, name="evaltui-span-writer", daemon=True)
+    thread.start()
+    try:
+        for records in batches:
+            if failure:
+                break
+            if not records:
+                continue
+            new = {r.get("experiment_id") for r in records if isinstance(r, dict)} - specs.keys()
+            if new:
+                specs.update(_key_specs_of(store, new))
+            work.put(_prepare(records, specs))
+    finally:
+        work.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return written
+
+
+def _key_specs_of(store: Store, experiment_ids: Iterable[str]) -> dict[str, Any]:
+    with store.lock:
+        return _key_specs(store.conn, experiment_ids)
+
+
+def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     """Inside a transaction: upsert spans, then recompute every touched trace row."""
+    recs, rows, batch = prepared.recs, prepared.rows, prepared.batch
     # Where the ids lived before: a re-logged span may have moved to another trace.
     moved_from: set[tuple[str, str]] = set()
     ids = [r["id"] for r in recs]
@@ -281,9 +368,6 @@ def _write_span_rows(conn: Any, recs: list[dict[str, Any]], rows: list[tuple]) -
             f"SELECT experiment_id, root_span_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk
         ):
             moved_from.add((eid, root))
-    batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in recs:
-        batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(_span_fact(r))
     # Traces that already have spans stored (other than the ones being rewritten).
     had_spans: set[tuple[str, str]] = set(moved_from)
     by_exp: dict[str, list[str]] = {}
@@ -312,8 +396,12 @@ def _write_span_rows(conn: Any, recs: list[dict[str, Any]], rows: list[tuple]) -
             stored[(eid, root)] = facts
     upserts, deletes = [], []
     for key in touched:
-        spans = stored.get(key) if key in had_spans else batch.get(key)
-        row = trace_rollup(key[0], key[1], spans or [], specs[key[0]])
+        if key in had_spans:
+            row = trace_rollup(key[0], key[1], stored.get(key) or [], specs[key[0]])
+        elif key in prepared.rollups and prepared.specs.get(key[0]) == specs[key[0]]:
+            row = prepared.rollups[key]  # computed while the previous batch was being written
+        else:
+            row = trace_rollup(key[0], key[1], batch[key], specs[key[0]])
         if row is None:
             deletes.append(key)
         else:
