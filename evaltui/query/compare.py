@@ -1,0 +1,283 @@
+"""Comparing experiments (DESIGN.md "Comparing experiments"): pure polars over trace rows.
+
+- Rows of two experiments match on ``comparison_key`` (the hash the store computes from the
+  project's comparison key, ``input`` by default).
+- Trials (several traces with one key) are averaged per key before comparing.
+- Per matched key and score: delta = this - base; an improvement if > 0, a regression if
+  < 0; a key where either side is null counts as neither.
+- Per score: mean over traces (non-null), the base's mean, diff = mean - base mean,
+  improvements, regressions. Per metric likewise, where lower is better.
+
+``compare_frames`` works on two frames of :func:`evaltui.store.load_trace_rows`;
+``summarize`` loads them from the store; ``resolve_baseline`` picks the experiment to compare
+with; ``summary_text`` renders a summary for a terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from evaltui.store import Store, find_experiment, load_experiments, load_trace_rows, project_settings
+from evaltui.store.errors import NotFound
+
+__all__ = ["METRICS", "compare_frames", "resolve_baseline", "summarize", "summary_text"]
+
+SCORE_PREFIX = "scores."
+# metric name -> trace-row column. All are lower-is-better. ``errors`` is the share of traces
+# with an error (the trace row's has_error), so its mean reads as an error rate.
+METRICS: dict[str, str] = {
+    "duration": "duration",
+    "tokens": "tokens",
+    "estimated_cost": "estimated_cost",
+    "errors": "has_error",
+}
+KEY = "comparison_key"
+# Deltas closer to zero than this are float noise (0.1 + 0.2 vs 0.3), not a change.
+EPSILON = 1e-9
+
+
+def _score_names(*frames: pl.DataFrame | None) -> list[str]:
+    names: set[str] = set()
+    for f in frames:
+        if f is not None:
+            names.update(c[len(SCORE_PREFIX):] for c in f.columns if c.startswith(SCORE_PREFIX))
+    return sorted(names)
+
+
+def _values(frame: pl.DataFrame, sources: list[str]) -> pl.LazyFrame:
+    """The comparison key and one Float64 column ``v<i>`` per source column (null if absent)."""
+    exprs = [
+        (pl.col(src).cast(pl.Float64) if src in frame.columns else pl.lit(None, dtype=pl.Float64)).alias(f"v{i}")
+        for i, src in enumerate(sources)
+    ]
+    key = pl.col(KEY) if KEY in frame.columns else pl.lit(None, dtype=pl.Utf8).alias(KEY)
+    # with_columns, not select: a literal is broadcast to the frame's height
+    return frame.lazy().with_columns(key, *exprs).select(KEY, *[f"v{i}" for i in range(len(sources))])
+
+
+def _stats(values: pl.LazyFrame, n: int) -> pl.LazyFrame:
+    """One row: per column its mean ``m<i>``, non-null count ``c<i>`` and sum ``s<i>`` over traces."""
+    return values.select(
+        *[pl.col(f"v{i}").mean().alias(f"m{i}") for i in range(n)],
+        *[pl.col(f"v{i}").count().alias(f"c{i}") for i in range(n)],
+        *[pl.col(f"v{i}").sum().alias(f"s{i}") for i in range(n)],
+        pl.len().alias("rows"),  # so that the row exists when there are no columns
+    )
+
+
+def _per_key(values: pl.LazyFrame, cols: list[str]) -> pl.LazyFrame:
+    """One row per comparison key, each value the mean of the key's traces (trials)."""
+    # Grouping on a 64-bit hash of the key is twice as fast as on its text; two keys of one
+    # comparison colliding has odds ~1e-10 at 100k rows.
+    return values.drop_nulls(KEY).with_columns(pl.col(KEY).hash()).group_by(KEY).agg(pl.col(cols).mean())
+
+
+def compare_frames(this: pl.DataFrame, base: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Summarize the trace rows ``this``, compared with the trace rows ``base`` when given.
+
+    Both frames have the columns of :func:`evaltui.store.load_trace_rows` (``comparison_key``,
+    ``scores.<name>``, ``duration``, ``tokens``, ``estimated_cost``, ``has_error``); missing
+    columns count as null. Returns::
+
+        {
+          "traces": 20, "base_traces": 18,           # base_* are None without a base
+          "matched": 17,                              # keys present on both sides
+          "unmatched": 3, "base_unmatched": 1,        # keys only in this / only in base
+          "scores": {name: entry, ...},               # every score of either side, by name
+          "metrics": {name: entry, ...},              # METRICS with a value on either side
+        }
+
+    where an entry is ``{"mean", "count", "total", "base_mean", "diff", "improvements",
+    "regressions", "lower_is_better"}``: ``mean``/``count``/``total`` over this side's
+    non-null traces, ``base_mean`` over the base's, ``diff`` = mean - base_mean (None when
+    either is None), improvements and regressions counted over matched keys after
+    averaging trials per key (None without a base).
+    """
+    scores = _score_names(this, base)
+    metrics = [m for m, col in METRICS.items() if _has_values(this, col) or _has_values(base, col)]
+    sources = [SCORE_PREFIX + s for s in scores] + [METRICS[m] for m in metrics]
+    lower = [False] * len(scores) + [True] * len(metrics)
+    n = len(sources)
+    cols = [f"v{i}" for i in range(n)]
+
+    this_v = _values(this, sources)
+    queries = [_stats(this_v, n)]
+    if base is not None:
+        base_v = _values(base, sources)
+        this_k, base_k = _per_key(this_v, cols), _per_key(base_v, cols)
+        delta = [pl.col(f"v{i}") - pl.col(f"v{i}_b") for i in range(n)]
+        counts = this_k.join(base_k, on=KEY, how="inner", suffix="_b").select(
+            pl.len().alias("matched"),
+            *[(d > EPSILON).sum().alias(f"up{i}") for i, d in enumerate(delta)],
+            *[(d < -EPSILON).sum().alias(f"down{i}") for i, d in enumerate(delta)],
+        )
+        queries += [_stats(base_v, n), counts, this_k.select(pl.len()), base_k.select(pl.len())]
+    # one plan: polars runs the independent parts (both group-bys) in parallel
+    frames = pl.collect_all(queries)
+    this_row = frames[0].row(0)
+    out: dict[str, Any] = {
+        "traces": this.height,
+        "base_traces": None,
+        "matched": None,
+        "unmatched": None,
+        "base_unmatched": None,
+    }
+    base_means: list[Any] = [None] * n
+    improvements: list[int | None] = [None] * n
+    regressions: list[int | None] = [None] * n
+    if base is not None:
+        base_means = list(frames[1].row(0)[:n])
+        matched, *rest = frames[2].row(0)
+        ups, downs = rest[:n], rest[n:]
+        # for a metric, lower is the improvement
+        improvements = [int(d if lo else u) for u, d, lo in zip(ups, downs, lower, strict=True)]
+        regressions = [int(u if lo else d) for u, d, lo in zip(ups, downs, lower, strict=True)]
+        this_keys, base_keys = frames[3].item(), frames[4].item()
+        out.update(
+            base_traces=base.height,
+            matched=matched,
+            unmatched=this_keys - matched,
+            base_unmatched=base_keys - matched,
+        )
+
+    entries = []
+    for i in range(n):
+        mean, count, total = this_row[i], this_row[n + i], this_row[2 * n + i]
+        base_mean = base_means[i]
+        entries.append(
+            {
+                "mean": mean,
+                "count": count,
+                "total": total if count else None,
+                "base_mean": base_mean,
+                "diff": mean - base_mean if mean is not None and base_mean is not None else None,
+                "improvements": improvements[i],
+                "regressions": regressions[i],
+                "lower_is_better": lower[i],
+            }
+        )
+    out["scores"] = dict(zip(scores, entries[: len(scores)], strict=True))
+    out["metrics"] = dict(zip(metrics, entries[len(scores) :], strict=True))
+    return out
+
+
+def _has_values(frame: pl.DataFrame | None, col: str) -> bool:
+    return frame is not None and col in frame.columns and frame[col].null_count() < frame.height
+
+
+def resolve_baseline(store: Store, experiment_id: str, explicit: str | None = None) -> str | None:
+    """The id of the experiment to compare ``experiment_id`` with, or None when there is none.
+
+    In order: ``explicit`` (an id, ``project/name``, or a name in the same project) > the
+    experiment's ``base_exp_id`` > the project's ``baseline_experiment_id`` setting > the most
+    recent experiment of the project created before this one. The experiment itself and
+    experiments that no longer exist are skipped. An ``explicit`` that names nothing raises
+    NotFound.
+    """
+    exp = find_experiment(store, experiment_id)
+    if explicit is not None:
+        try:
+            return find_experiment(store, explicit)["id"]
+        except NotFound:
+            if "/" in explicit:
+                raise
+            return find_experiment(store, f"{exp['project']}/{explicit}")["id"]
+    candidates = [exp["base_exp_id"], project_settings(store, exp["project_id"]).get("baseline_experiment_id")]
+    for cand in candidates:
+        if cand and cand != exp["id"]:
+            try:
+                return find_experiment(store, cand)["id"]
+            except NotFound:
+                continue
+    earlier = (
+        load_experiments(store, exp["project"])
+        .filter((pl.col("created") < exp["created"]) & (pl.col("id") != exp["id"]))
+        .sort(["created", "name"], descending=True)
+    )
+    return earlier["id"][0] if earlier.height else None
+
+
+def summarize(
+    store: Store,
+    experiment_id: str,
+    base_experiment_id: str | None = None,
+    *,
+    compare: bool = True,
+) -> dict[str, Any]:
+    """Summary of an experiment, compared with a baseline (see :func:`compare_frames`).
+
+    ``base_experiment_id`` None means the baseline :func:`resolve_baseline` picks;
+    ``compare=False`` summarizes without any. Adds ``experiment`` and ``base_experiment``
+    ({id, project, name, created}; the latter None without a baseline) to the result.
+    """
+    exp = find_experiment(store, experiment_id)
+    base_id = None
+    if compare:
+        base_id = resolve_baseline(store, exp["id"], base_experiment_id)
+    base_exp = find_experiment(store, base_id) if base_id else None
+    this = load_trace_rows(store, exp["id"])
+    base = load_trace_rows(store, base_exp["id"]) if base_exp else None
+    out = compare_frames(this, base)
+    out["experiment"] = _brief(exp)
+    out["base_experiment"] = _brief(base_exp) if base_exp else None
+    return out
+
+
+def _brief(exp: dict[str, Any]) -> dict[str, Any]:
+    return {k: exp[k] for k in ("id", "project", "name", "created")}
+
+
+# -- text -----------------------------------------------------------------------------------
+
+
+def _fmt(name: str, value: float | None, *, signed: bool = False, is_score: bool = False) -> str:
+    if value is None:
+        return "-"
+    sign = "+" if signed else ""
+    if is_score or name == "errors":
+        return f"{value * 100:{sign}.2f}" + ("pp" if signed else "%")
+    if name == "duration":
+        return f"{value:{sign}.3f}s"
+    if name == "estimated_cost":
+        mark = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+        return f"{mark}${abs(value):.4f}"
+    return f"{value:{sign},.1f}" if abs(value) % 1 else f"{value:{sign},.0f}"
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """A plain-text rendering of :func:`summarize`'s result (for a terminal or a CI log).
+
+    Scores and the error rate are percentages, their diffs percentage points (pp);
+    improvements and regressions count matched rows.
+    """
+    lines = []
+    exp = summary.get("experiment")
+    base = summary.get("base_experiment")
+    head = f"{exp['project']}/{exp['name']}" if exp else "experiment"
+    lines.append(f"Experiment {head}: {summary['traces']} traces")
+    if summary.get("matched") is not None:
+        against = f"{base['project']}/{base['name']}" if base else "base"
+        lines.append(
+            f"Compared with {against}: {summary['matched']} matched rows"
+            f" ({summary['unmatched']} only here, {summary['base_unmatched']} only in the base)"
+        )
+    rows = [(n, e, True) for n, e in summary["scores"].items()] + [(n, e, False) for n, e in summary["metrics"].items()]
+    if not rows:
+        return "\n".join(lines)
+    width = max(len(n) for n, _, _ in rows)
+    compared = summary.get("matched") is not None
+    for title, is_score in (("Scores", True), ("Metrics", False)):
+        part = [(n, e) for n, e, s in rows if s is is_score]
+        if not part:
+            continue
+        lines.append("")
+        lines.append(title)
+        for n, e in part:
+            text = f"  {n:<{width}}  {_fmt(n, e['mean'], is_score=is_score):>10}"
+            if compared:
+                text += f"  {_fmt(n, e['diff'], signed=True, is_score=is_score):>10}"
+                text += f"  {e['improvements']:>4} improvements  {e['regressions']:>4} regressions"
+            lines.append(text.rstrip())
+    return "\n".join(lines)
