@@ -111,6 +111,21 @@ def test_number_formats() -> None:
     assert format_cell("boom", "text", "error") == ("boom", "error")
 
 
+def test_line_breaks_in_cells() -> None:
+    col = ColumnSpec("output", "Output", 12)
+    # one-line cells: a run of breaks is one space; a lone CR stays visible
+    assert ExperimentTable._cell_lines("Hi Ana,\r\n\r\n  Thanks", col, 1) == ["Hi Ana, Tha…"]
+    assert ExperimentTable._cell_lines("a\rb\n\nc", col, 1) == ["a␍b c"]
+    # tall cells: blank lines collapse, then the text wraps within the column
+    assert ExperimentTable._cell_lines("Hi Ana,\n\n\nThanks for the note", col, 3) == [
+        "Hi Ana,",
+        "Thanks for",
+        "the note",
+    ]
+    assert ExperimentTable._cell_lines("x" * 5_000_000, col, 3) == ["x" * 12, "x" * 12, "x" * 11 + "…"]
+    assert ExperimentTable._cell_lines("\n" * 5_000_000, col, 1)[0].endswith("…")
+
+
 def test_column_summaries() -> None:
     frame = make_frame(10)
     spec = {c.key: c for c in ExperimentTable.default_columns(frame)}

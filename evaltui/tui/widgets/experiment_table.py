@@ -25,6 +25,7 @@ group rows and per-experiment sub-rows slot in there later without touching the 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -625,8 +626,8 @@ class ExperimentTable(ScrollView, can_focus=True):
                 add(key, label, 8 if dtype.is_numeric() else max(8, min(16, cell_len(label))),
                     "number" if dtype.is_numeric() else "text")
         hidden = {
-            "llm_duration": ("LLM time", 8, "duration"),
-            "ttft": ("TTFT", 7, "duration"),
+            "llm_duration": ("LLM time", 9, "duration"),
+            "ttft": ("TTFT", 9, "duration"),
             "prompt_tokens": ("Prompt tok", 10, "tokens"),
             "completion_tokens": ("Compl. tok", 10, "tokens"),
             "prompt_cached_tokens": ("Cached tok", 10, "tokens"),
@@ -1022,11 +1023,31 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     @staticmethod
     def _cell_lines(text: str, col: ColumnSpec, rh: int) -> list[str]:
-        if rh == 1 or col.kind in _NUMERIC_KINDS:
+        if col.kind in _NUMERIC_KINDS:
             return [safe_text(text, col.width)]
-        # tall: wrap within the column; cut first so a 5 MB cell costs a few hundred chars
-        safe = safe_text(text, col.width * rh + 1, newlines=True)
-        return _wrap(safe, col.width, rh)
+        limit = col.width * rh
+        text = _squeeze_breaks(text, limit * 2 + 16, keep=rh > 1)
+        if rh == 1:
+            return [safe_text(text, col.width)]
+        # tall: wrap within the column (the text is already cut to a few hundred chars)
+        return _wrap(safe_text(text, limit + 1, newlines=True), col.width, rh)
+
+
+_LINE_BREAKS = re.compile(r"[ \t]*(?:\r?\n[ \t]*)+")
+
+
+def _squeeze_breaks(text: str, budget: int, *, keep: bool) -> str:
+    """``text`` cut to ``budget`` chars, each run of line breaks (CRLF included) and the
+    blanks around it made one space (one-line cells) or one newline (tall cells).
+
+    A cut is marked with ``…``; lone CRs and other controls are left for ``safe_text``.
+    """
+    cut = len(text) > budget
+    if cut:
+        text = text[:budget]
+    if "\n" in text:
+        text = _LINE_BREAKS.sub("\n" if keep else " ", text)
+    return text + ELLIPSIS if cut else text
 
 
 def _fit_cell(text: str, width: int, align_right: bool) -> str:
