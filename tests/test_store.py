@@ -421,3 +421,22 @@ def test_batches_are_each_atomic_and_the_first_bad_one_stops_the_import(db: st.S
     assert st.write_span_batches(db, [never, [span(eid, "c1", "c", type="tool")]]) == 2
     rows = st.load_trace_rows(db, eid)
     assert rows.filter(pl.col("root_span_id") == "c")["tool_calls"][0] == 1
+
+
+def test_a_failure_that_propagates_to_the_root_counts_once(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [
+        span(eid, "r", type="eval", error="ValueError: bad"),
+        span(eid, "task", "r", type="task", error="ValueError: bad"),
+        span(eid, "ok", "r", "task", type="llm"),
+    ])
+    row = st.load_trace_rows(db, eid).row(0, named=True)
+    assert row["errors"] == 1 and row["has_error"] is True and row["error"] == "ValueError: bad"
+
+
+def test_traces_without_a_key_value_match_nothing(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "a", type="eval", output="x"), span(eid, "b", type="eval", output="y"),
+                        span(eid, "c", type="eval", input="q")])
+    keys = st.load_trace_rows(db, eid)["comparison_key"].to_list()
+    assert keys[0] is None and keys[1] is None and keys[2] is not None

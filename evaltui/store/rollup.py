@@ -86,12 +86,20 @@ def resolve_path(record: dict[str, Any], path: str) -> Any:
     return value
 
 
-def comparison_key(root: dict[str, Any], key_spec: str | list[str] = "input") -> str:
-    """Hash of the comparison key's value(s) on the root span, as canonical JSON."""
+def comparison_key(root: dict[str, Any], key_spec: str | list[str] = "input") -> str | None:
+    """Hash of the comparison key's value(s) on the root span, as canonical JSON.
+
+    None when the trace has no value for the key: such rows match nothing, rather than
+    each other.
+    """
     if isinstance(key_spec, str):
         value = resolve_path(root, key_spec)
+        if value is None:
+            return None
     else:
         value = [resolve_path(root, p) for p in key_spec]
+        if all(v is None for v in value):
+            return None
     return hashlib.blake2b(canonical_json(value).encode(), digest_size=12).hexdigest()
 
 
@@ -129,13 +137,18 @@ def trace_rollup(
       a score only ever null stays null)
     - tokens and cost: summed over spans outside scorer subtrees
     - llm_calls / tool_calls: spans of that type outside scorer subtrees
-    - errors: task spans with an error; scorer_errors: distinct scorers that raised
+    - errors: task spans whose error started there (not only inherited from a child);
+      scorer_errors: distinct scorers that raised
     - duration: root end - start; llm_duration: sum of llm span durations; ttft: mean
     """
     root = next((s for s in spans if s["span_id"] == root_span_id), None)
     if root is None:
         return None
     scorer_ids = _scorer_subtree(spans)
+    failed_parents = {
+        p for s in spans if s.get("error") is not None and s["span_id"] not in scorer_ids
+        for p in s.get("span_parents") or ()
+    }
     score_values: dict[str, list[float]] = {}
     token_sums = dict.fromkeys(TOKEN_METRICS, 0)
     token_seen = dict.fromkeys(TOKEN_METRICS, False)
@@ -183,7 +196,9 @@ def trace_rollup(
                 llm_duration_seen = True
         elif stype == "tool":
             tool_calls += 1
-        if s.get("error") is not None:
+        if s.get("error") is not None and s["span_id"] not in failed_parents:
+            # an error counts where it started: a parent that failed because a child did is
+            # the same failure (an Eval task that raises marks both root and task span)
             errors += 1
             if first_error is None:
                 first_error = s["error"]
