@@ -440,3 +440,17 @@ def test_traces_without_a_key_value_match_nothing(db: st.Store) -> None:
                         span(eid, "c", type="eval", input="q")])
     keys = st.load_trace_rows(db, eid)["comparison_key"].to_list()
     assert keys[0] is None and keys[1] is None and keys[2] is not None
+
+
+def test_nested_transactions_make_a_whole_import_atomic(db: st.Store) -> None:
+    with pytest.raises(st.RecordError):
+        with db.transaction():
+            eid = st.create_experiment(db, "proj", "imported")
+            st.write_spans(db, [span(eid, "a", type="eval")])
+            st.write_spans(db, [{**span(eid, "b", type="eval"), "scores": {"x": 2}}])
+    assert db.read("SELECT count(*) FROM experiments")[0][0] == 0
+    assert db.read("SELECT count(*) FROM spans")[0][0] == 0
+    with db.transaction():
+        eid = st.create_experiment(db, "proj", "imported")
+        st.write_spans(db, [span(eid, "a", type="eval")])
+    assert st.load_trace_rows(db, eid).height == 1

@@ -61,6 +61,7 @@ class Store:
             p.parent.mkdir(parents=True, exist_ok=True)
             _check_sqlite_header(p)
         self.lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() in the thread that holds the lock
         try:
             self.conn = _connect(str(p))
             migrate(self.conn, str(p))
@@ -90,10 +91,28 @@ class Store:
         """An IMMEDIATE write transaction: all of it commits, or none of it.
 
         ``BEGIN IMMEDIATE`` takes the write lock up front, so two writers queue on the busy
-        timeout instead of failing half-way with "database is locked".
+        timeout instead of failing half-way with "database is locked". Nested use (in the
+        same thread) is a savepoint of the outer transaction, so an importer can wrap a
+        whole file (experiment and every batch) in one transaction.
         """
         with self.lock:
+            if self._depth:
+                name = f"sp{self._depth}"
+                self.conn.execute(f"SAVEPOINT {name}")
+                self._depth += 1
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                    raise
+                else:
+                    self.conn.execute(f"RELEASE {name}")
+                finally:
+                    self._depth -= 1
+                return
             _begin_immediate(self.conn)
+            self._depth = 1
             try:
                 yield self.conn
             except BaseException:
@@ -102,6 +121,8 @@ class Store:
                 raise
             else:
                 self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
 
     def read(self, sql: str, params: tuple | list | dict = ()) -> list[tuple]:
         with self.lock:
