@@ -257,6 +257,26 @@ async def test_click_selects_cell() -> None:
         assert app.highlighted[-1] == (3, key(3))
 
 
+async def test_double_click_posts_row_selected() -> None:
+    app = TableApp(make_frame(10))
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.double_click(ExperimentTable, offset=(5, HEADER_HEIGHT + 4))
+        await pilot.pause()
+        assert app.selected[-1] == (4, key(4))
+
+
+async def test_pinned_columns_give_way_on_a_narrow_screen() -> None:
+    app = TableApp(make_frame(10))
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ExperimentTable)
+        await pilot.pause()
+        assert "│" not in lines(table)[0]  # a 28-cell pinned column would leave no room
+        await pilot.press("l")
+        await pilot.pause()
+        assert table.scroll_x > 0
+        assert lines(table)[0].startswith(" Output")
+
+
 # -- data and columns -------------------------------------------------------------------
 
 

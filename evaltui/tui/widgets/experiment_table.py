@@ -513,11 +513,11 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._frame = frame
         self._key_column = key_column
         self._rows = _RowModel(frame.height)
-        self._columns = list(columns)
+        self._columns = [c if c.width >= 1 else replace(c, width=1) for c in columns]
         self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
         row = 0
         if old_key is not None and key_column in frame.columns:
-            hits = frame.get_column(key_column).eq(old_key).arg_true()
+            hits = frame.get_column(key_column).cast(pl.Utf8).eq(old_key).arg_true()
             if len(hits):
                 row = int(hits[0])
         self._cursor_row = row
@@ -532,7 +532,7 @@ class ExperimentTable(ScrollView, can_focus=True):
     def set_columns(self, columns: list[ColumnSpec]) -> None:
         """Change columns (order, width, visibility, pinning) keeping the data and cursor cell."""
         old_column = self._cursor_column_key()
-        self._columns = list(columns)
+        self._columns = [c if c.width >= 1 else replace(c, width=1) for c in columns]
         for c in self._columns:
             if c.summary is None and c.key not in self._summaries:
                 self._summaries[c.key] = column_summary(self._frame, c)
