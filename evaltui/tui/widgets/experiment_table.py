@@ -449,6 +449,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._row_cache: LRUCache[int, list[tuple[Strip, Strip]]] = LRUCache(_ROW_CACHE_SIZE)
         self._header_cache: list[tuple[Strip, Strip]] | None = None
         self._styles: dict[str, Any] | None = None
+        self._view_cache: tuple[tuple[Size, Size], Size] | None = None
         if frame is not None:
             self.set_data(frame, columns or self.default_columns(frame), key_column)
 
@@ -556,9 +557,19 @@ class ExperimentTable(ScrollView, can_focus=True):
             self._header_cache = None
             self._refresh_content_lines(0, HEADER_HEIGHT)
         if (self._cursor_row, self._cursor_column) != (old_row, old_column):
-            self._refresh_row(old_row)
-            self._refresh_row(self._cursor_row)
-        self._scroll_cursor_into_view()
+            self._row_cache.discard(old_row)
+            self._row_cache.discard(self._cursor_row)
+            if not self._scroll_cursor_into_view():
+                # one repaint region when the rows touch (the usual j / k step)
+                low, high = sorted((old_row, self._cursor_row))
+                rh = self.row_height
+                if high - low <= 1:
+                    self._refresh_content_lines(HEADER_HEIGHT + low * rh, (high - low + 1) * rh)
+                else:
+                    self._refresh_row(low)
+                    self._refresh_row(high)
+        else:
+            self._scroll_cursor_into_view()
         if self._cursor_row != old_row:
             self._post_highlighted()
 
@@ -703,9 +714,11 @@ class ExperimentTable(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = None
+        self._view_cache = None
         self._invalidate()
 
     def on_resize(self, event: events.Resize) -> None:
+        self._view_cache = None
         self._relayout()
         self._invalidate()
         self._update_virtual_size()
@@ -731,10 +744,15 @@ class ExperimentTable(ScrollView, can_focus=True):
     # -- geometry --------------------------------------------------------------------------
 
     def _view_size(self) -> Size:
-        """Cells available for content (scrollbars excluded)."""
+        """Cells available for content (scrollbars excluded); asked for on every line painted."""
+        key = (self.container_size, self.virtual_size)
+        if self._view_cache is not None and self._view_cache[0] == key:
+            return self._view_cache[1]
         width = max(0, self.container_size.width - self.scrollbar_size_vertical)
         height = max(0, self.container_size.height - self.scrollbar_size_horizontal)
-        return Size(width, height)
+        size = Size(width, height)
+        self._view_cache = (key, size)
+        return size
 
     def _body_height(self) -> int:
         return max(1, self._view_size().height - HEADER_HEIGHT)
@@ -782,10 +800,11 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._cursor_row = max(0, min(self._cursor_row, len(self._rows) - 1))
         self._cursor_column = max(0, min(self._cursor_column, len(self._layout.columns) - 1))
 
-    def _scroll_cursor_into_view(self) -> None:
+    def _scroll_cursor_into_view(self) -> bool:
+        """Scroll so the cursor cell shows; True when it scrolled (a full repaint follows)."""
         view = self._view_size()
         if not view.height:
-            return  # not laid out yet; on_resize scrolls
+            return False  # not laid out yet; on_resize scrolls
         rh = self.row_height
         body = self._body_height()
         top = self._cursor_row * rh
@@ -808,8 +827,10 @@ class ExperimentTable(ScrollView, can_focus=True):
                 need = right - visible
                 starts = [o for o in layout.offsets[layout.pinned_count:] if need <= o <= left]
                 x = starts[0] if starts else left
-        if (x, y) != (self.scroll_x, self.scroll_y):
+        if (round(x), round(y)) != (round(self.scroll_x), round(self.scroll_y)):
             self.scroll_to(x=x, y=y, animate=False, force=True)
+            return True
+        return False
 
     # -- caching ---------------------------------------------------------------------------
 
