@@ -382,7 +382,14 @@ def demo_cmd(ctx: click.Context, no_open: bool, db: Path | None) -> None:
             f"  {_printable(e['name']):<26} {e['traces']:>4} traces  {e['errors']:>2} errors"
             f"  {e['scorer_errors']:>2} scorer errors  {e['reviewed']:>3} reviewed"
         )
-    click.echo(f"Open it again with: evaltui --db {_shell_quote(str(db_path))}")
+    click.echo(
+        "Look for: gpt-4o-mini's regression on technical tickets (filter metadata.category = 'technical'),"
+        "\n  failed traces (error is not null), and the rows alice and bob already reviewed."
+    )
+    from evaltui.store.connection import default_db_path
+
+    same = db_path.expanduser().resolve() == default_db_path().expanduser().resolve()
+    click.echo("Open it again with: evaltui" + ("" if same else f" --db {_shell_quote(str(db_path))}"))
     if not no_open:
         _open_tui(ctx, db_path)
 
@@ -425,13 +432,13 @@ def bench_cmd(ctx: click.Context, traces: int | None, spans_per_trace: int | Non
             click.echo("evaltui: note: bench always uses a temporary database; --db is ignored", err=True)
         else:
             kwargs[key] = Path(db).expanduser()
-    result = run_bench(**kwargs)
+    try:
+        result = run_bench(**kwargs)
+    except ValueError as e:  # run_bench's check of its arguments
+        raise UserError(str(e)) from None
+    # run_bench prints its own table / JSON; a text result is printed for it
     if isinstance(result, str):
         click.echo(result)
-    elif isinstance(result, (dict, list)):
-        click.echo(json.dumps(result, indent=2 if as_json else None, default=str))
-    elif isinstance(result, int) and not isinstance(result, bool):
-        ctx.exit(result)
 
 
 if __name__ == "__main__":  # pragma: no cover
