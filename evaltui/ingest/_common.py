@@ -1,0 +1,428 @@
+"""What every importer shares: the write sink, stable ids, time and JSON helpers, errors.
+
+An importer reads one file and hands span records to a :class:`Sink`, which creates (or
+finds again) the file's experiments, writes spans in batches inside the file's
+transaction, and remembers where in the source each buffered record came from, so that a
+record the store rejects is reported by file, line/member and field.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from evaltui.store import NotFound, RecordError, Store, StoreError, create_experiment, find_experiment, write_spans
+
+BATCH_SIZE = 1000
+# A single field (input, output, metadata, ...) bigger than this is refused: the store could
+# hold it, but every view of the trace would have to decode and paint it.
+MAX_FIELD_BYTES = 16 * 1024 * 1024
+_SIZED_FIELDS = ("input", "output", "expected", "error", "metadata")
+
+
+class IngestError(StoreError):
+    """A file could not be imported; the message names the file, the place and the field."""
+
+    def __init__(self, problem: str, *, path: str | None = None, where: str | None = None, field: str | None = None):
+        self.problem = problem
+        self.path = path
+        self.where = where
+        self.field = field
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        parts = [p for p in (self.path, self.where) if p]
+        head = ", ".join(parts)
+        fld = f"field {self.field!r}: " if self.field else ""
+        return f"{head}: {fld}{self.problem}" if head else f"{fld}{self.problem}"
+
+    def located(self, path: str | None = None, where: str | None = None) -> IngestError:
+        """This error with the file (and place) filled in where they were not known yet."""
+        self.path = self.path or path
+        self.where = self.where or where
+        self.args = (self._text(),)
+        return self
+
+
+def stable_id(*parts: Any) -> str:
+    """A 32-hex-digit id derived from ``parts``: the same source gives the same id."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def epoch(value: Any) -> float | None:
+    """Seconds since the epoch from an ISO timestamp, epoch seconds/ms/ns, or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if not math.isfinite(v):
+            return None
+        if v > 1e17:  # nanoseconds
+            return v / 1e9
+        if v > 1e14:  # microseconds
+            return v / 1e6
+        if v > 1e11:  # milliseconds
+            return v / 1e3
+        return v
+    if isinstance(value, str) and value:
+        s = value.strip()
+        if re.fullmatch(r"-?\d+(\.\d+)?", s):
+            return epoch(float(s))
+        try:
+            d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=_dt.timezone.utc)
+        return d.timestamp()
+    return None
+
+
+def iso(value: Any) -> str | None:
+    """An ISO-8601 UTC timestamp for a time value (see :func:`epoch`), or None."""
+    t = epoch(value)
+    if t is None:
+        return None
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat()
+
+
+def slug(text: str) -> str:
+    """A name usable in ``project/experiment`` references: no '/', no control characters."""
+    s = re.sub(r"[\x00-\x1f/]+", "-", str(text)).strip(" -")
+    return s[:120] or "unnamed"
+
+
+def number(value: Any) -> float | int | None:
+    """A finite int/float (bools and numeric strings excluded), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def compact(d: dict[str, Any]) -> dict[str, Any]:
+    """The dict without None values (and None when nothing is left)."""
+    out = {k: v for k, v in d.items() if v is not None}
+    return out or None  # type: ignore[return-value]
+
+
+def loads(data: bytes | str, *, where: str | None = None) -> Any:
+    """Parse JSON, raising IngestError that says where and what went wrong."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise IngestError(f"not valid JSON ({e})", where=where) from None
+
+
+def iter_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, stripped line, byte offset after the line) of non-blank lines."""
+    n = 0
+    offset = 0
+    for raw in f:
+        n += 1
+        offset += len(raw)
+        line = raw.strip()
+        if line:
+            yield n, line, offset
+
+
+def check_text(data: bytes, *, where: str) -> None:
+    """Refuse binary garbage with a clear message (NUL bytes never occur in JSON text)."""
+    if b"\x00" in data[:65536]:
+        raise IngestError("binary data, not text (is this the right file?)", where=where)
+
+
+@dataclass
+class ExperimentResult:
+    """What one import did to one experiment."""
+
+    id: str
+    ref: str  # "project/name"
+    action: str  # "created" | "updated"
+    traces: int = 0
+    spans: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ref": self.ref, "action": self.action, "traces": self.traces, "spans": self.spans}
+
+
+@dataclass
+class FileResult:
+    """What importing one file did (or the error that stopped it: then nothing was written)."""
+
+    path: str
+    format: str | None = None
+    experiments: list[ExperimentResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    skipped: bool = False  # a file in a folder that is not in any known format
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def traces(self) -> int:
+        return sum(e.traces for e in self.experiments)
+
+    @property
+    def spans(self) -> int:
+        return sum(e.spans for e in self.experiments)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "experiments": [e.to_dict() for e in self.experiments],
+            "traces": self.traces,
+            "spans": self.spans,
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
+
+
+@dataclass
+class Options:
+    project: str | None = None
+    experiment: str | None = None
+    mapping: dict[str, str] | None = None
+
+
+class Sink:
+    """Where an importer sends experiments and span records (inside the file's transaction)."""
+
+    def __init__(
+        self,
+        store: Store,
+        result: FileResult,
+        options: Options,
+        *,
+        source: str,
+        progress: Callable[[float], None] | None = None,
+    ):
+        self.store = store
+        self.result = result
+        self.options = options
+        self.source = source
+        self._progress = progress
+        self._buffer: list[dict[str, Any]] = []
+        self._where: list[str | None] = []
+        self._by_id: dict[str, ExperimentResult] = {}
+        self._names: set[str] = set()
+        self._n_experiments = 0
+
+    # -- experiments ------------------------------------------------------------------
+
+    def experiment(
+        self,
+        key: str,
+        *,
+        project: str,
+        name: str | None,
+        label: str | None = None,
+        many: bool = False,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        repo_info: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        created: str | None = None,
+        experiment_id: str | None = None,
+    ) -> str:
+        """The id of the experiment for source identity ``key``, created on first import.
+
+        ``--project`` and ``--experiment`` override ``project`` and ``name``; when a file holds
+        several experiments (``many``), the given experiment name is suffixed with ``label``.
+        Re-importing finds the experiment by its deterministic id and keeps it (and its
+        project, name and human reviews) as it is.
+        """
+        eid = experiment_id or stable_id(self.source, key)
+        if eid in self._by_id:
+            return eid
+        opts = self.options
+        project = slug(opts.project or project)
+        if opts.experiment:
+            name = slug(f"{opts.experiment}-{label}" if many and label else opts.experiment)
+        else:
+            name = slug(name) if name else None
+        try:
+            found = find_experiment(self.store, eid)
+        except NotFound:
+            found = None
+        if found is not None:
+            res = ExperimentResult(eid, f"{found['project']}/{found['name']}", "updated")
+            if opts.project and found["project"] != project:
+                self.warn(
+                    f"experiment {res.ref} was imported from this file before; it stays in project "
+                    f"{found['project']!r} (delete it to import into {project!r})"
+                )
+        else:
+            try:
+                create_experiment(
+                    self.store,
+                    project,
+                    name,
+                    description=description,
+                    metadata=metadata,
+                    params=params,
+                    repo_info=repo_info,
+                    tags=tags,
+                    source=self.source,
+                    created=created,
+                    experiment_id=eid,
+                )
+            except StoreError as e:
+                raise IngestError(f"cannot create experiment {project}/{name}: {e}") from None
+            row = find_experiment(self.store, eid)
+            res = ExperimentResult(eid, f"{row['project']}/{row['name']}", "created")
+        self._by_id[eid] = res
+        self.result.experiments.append(res)
+        return eid
+
+    # -- spans ------------------------------------------------------------------------
+
+    def span(self, record: dict[str, Any], where: str | None = None, *, size_hint: int | None = None) -> None:
+        """Buffer one span record; a full buffer is written (inside the file's transaction)."""
+        if size_hint is None or size_hint > MAX_FIELD_BYTES:
+            for f in _SIZED_FIELDS:
+                v = record.get(f)
+                if v is None or isinstance(v, (int, float, bool)):
+                    continue
+                if isinstance(v, str):
+                    big = len(v) > MAX_FIELD_BYTES // 4 and len(v.encode("utf-8", "surrogatepass")) > MAX_FIELD_BYTES
+                else:
+                    try:
+                        big = len(orjson.dumps(v)) > MAX_FIELD_BYTES
+                    except (TypeError, orjson.JSONEncodeError):
+                        big = False  # the store names the unserialisable place
+                if big:
+                    raise IngestError(
+                        f"larger than the {MAX_FIELD_BYTES // (1024 * 1024)} MB a field may hold",
+                        where=where,
+                        field=f,
+                    )
+        self._buffer.append(record)
+        self._where.append(where)
+        if len(self._buffer) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, wheres = self._buffer, self._where
+        self._buffer, self._where = [], []
+        try:
+            write_spans(self.store, batch)
+        except RecordError as e:
+            raise IngestError(e.problem, where=wheres[e.index] if e.index < len(wheres) else None,
+                              field=e.field) from None
+        for rec in batch:
+            res = self._by_id.get(rec.get("experiment_id"))
+            if res is None:
+                continue
+            res.spans += 1
+            if rec.get("span_id") == (rec.get("root_span_id") or rec.get("span_id")):
+                res.traces += 1
+
+    # -- reporting --------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        if message not in self.result.warnings:
+            self.result.warnings.append(message)
+
+    def progress(self, fraction: float) -> None:
+        if self._progress is not None:
+            self._progress(max(0.0, min(1.0, fraction)))
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+_ARRAY_TOKENS = re.compile(rb'["\\\[\]{}]')
+
+
+def iter_json_rows(path: Path, sink: Sink | None = None) -> Iterator[tuple[str, Any, int]]:
+    """(where, parsed value, size in bytes) of each row of a JSON array or a JSONL file.
+
+    A JSON array is split element by element over a memory map (the file is never read
+    into memory whole); JSONL is read line by line. Raises IngestError naming the item
+    or line.
+    """
+    import mmap
+
+    size = file_size(path)
+    if size == 0:
+        raise IngestError("the file is empty")
+    with open(path, "rb") as f:
+        head = f.read(65536)
+        check_text(head, where="start of file")
+        stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not stripped.startswith(b"["):
+            f.seek(0)
+            n_rows = 0
+            for n, line, offset in iter_lines(f):
+                where = f"line {n}"
+                if b"\x00" in line:
+                    raise IngestError("binary data, not JSON text", where=where)
+                yield where, loads(line, where=where), len(line)
+                n_rows += 1
+                if sink is not None and n_rows % 1000 == 0:
+                    sink.progress(offset / size)
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            pos = len(head) - len(stripped) + 1  # just past '['
+            depth, in_str, skip, start, index = 1, False, -1, -1, 0
+            for mt in _ARRAY_TOKENS.finditer(m, pos):
+                p = mt.start()
+                if p < skip:
+                    continue
+                c = m[p]
+                if in_str:
+                    if c == 0x5C:  # backslash: the next byte is escaped
+                        skip = p + 2
+                    elif c == 0x22:
+                        in_str = False
+                    continue
+                if c == 0x22:
+                    if depth == 1:
+                        raise IngestError("expected an object, got a string", where=f"item {index}")
+                    in_str = True
+                elif c in (0x7B, 0x5B):  # { [
+                    if depth == 1:
+                        start = p
+                    depth += 1
+                elif c in (0x7D, 0x5D):  # } ]
+                    depth -= 1
+                    if depth == 1:
+                        where = f"item {index}"
+                        chunk = m[start : p + 1]
+                        if b"\x00" in chunk:
+                            raise IngestError("binary data, not JSON text", where=where)
+                        yield where, loads(chunk, where=where), len(chunk)
+                        index += 1
+                        if sink is not None and index % 1000 == 0:
+                            sink.progress(p / size)
+                    elif depth == 0:
+                        rest = m[p + 1 :].strip()
+                        if rest:
+                            raise IngestError(f"unexpected data after the JSON array ({rest[:20]!r})")
+                        return
+                    elif depth < 0:
+                        break
+            raise IngestError(
+                f"the JSON array is not closed: the file ends inside item {index} (truncated?)"
+            )

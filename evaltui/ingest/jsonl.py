@@ -1,0 +1,255 @@
+"""Generic rows: JSONL (one object per line), a JSON array of objects, or CSV.
+
+Columns (or keys): ``input``, ``output``, ``expected``, ``error``, ``tags``, ``id``,
+``scores.<name>``, ``metadata.<key>``, ``metrics.<key>`` (JSON rows may also nest them:
+``{"scores": {"acc": 1}}``). ``mapping`` renames: ``{"input": "question",
+"expected": "answer", "scores.correct": "is_correct"}`` (a JSON source may be a dotted
+path: ``"input": "data.question"``). Each row is one trace (a single root span); a row
+with an ``id`` keeps that identity across re-imports, else its position does.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evaltui.ingest._common import IngestError, Sink, check_text, iter_lines, loads, stable_id
+
+FORMAT = "jsonl"
+_FIELDS = ("id", "input", "output", "expected", "error", "tags", "name", "created")
+_GROUPS = ("scores", "metadata", "metrics")
+
+
+def import_file(path: Path, sink: Sink) -> None:
+    is_csv = sink.source == "csv" or path.suffix.lower() in (".csv", ".tsv")
+    if is_csv:
+        sink.source = "csv"
+    eid = sink.experiment(
+        str(path.resolve()), project="imports", name=path.stem, metadata={"imported_from": path.name}
+    )
+    rows = _csv_rows(path, sink) if is_csv else _json_rows(path, sink)
+    mapping = sink.options.mapping or {}
+    for where, index, row, size in rows:
+        rec = row_record(row, mapping, eid, index, where=where, csv_cells=is_csv)
+        sink.span(rec, where, size_hint=size)
+
+
+def _json_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any], int]]:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(65536)
+        check_text(head, where="start of file")
+        f.seek(0)
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            doc = loads(f.read(), where="the JSON array")
+            if not isinstance(doc, list):
+                raise IngestError("expected a JSON array of objects")
+            for i, row in enumerate(doc):
+                if not isinstance(row, dict):
+                    raise IngestError(f"expected an object, got {type(row).__name__}", where=f"item {i}")
+                yield f"item {i}", i, row, None  # type: ignore[misc]
+            return
+        index = 0
+        for n, line, offset in iter_lines(f):
+            where = f"line {n}"
+            if b"\x00" in line:
+                raise IngestError("binary data, not JSON text", where=where)
+            row = loads(line, where=where)
+            if not isinstance(row, dict):
+                raise IngestError(f"expected a JSON object, got {type(row).__name__}", where=where)
+            yield where, index, row, len(line)
+            index += 1
+            if index % 1000 == 0:
+                sink.progress(offset / max(1, size))
+
+
+def _csv_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any], int]]:
+    size = path.stat().st_size
+    with open(path, "rb") as fb:
+        check_text(fb.read(65536), where="start of file")
+    csv.field_size_limit(2**31 - 1)
+    with open(path, newline="", encoding="utf-8-sig", errors="strict") as f:
+        sample = f.read(8192)
+        f.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|") if sample else csv.excel
+        except csv.Error:
+            dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+        reader = csv.reader(f, dialect)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise IngestError("the CSV file is empty") from None
+        except UnicodeDecodeError as e:
+            raise IngestError(f"not UTF-8 text ({e.reason})", where="line 1") from None
+        header = [h.strip() for h in header]
+        if len(set(header)) != len(header):
+            dup = next(h for h in header if header.count(h) > 1)
+            raise IngestError(f"column {dup!r} appears twice", where="line 1")
+        index = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as e:
+                raise IngestError(f"not UTF-8 text ({e.reason})", where=f"line {reader.line_num + 1}") from None
+            except csv.Error as e:
+                raise IngestError(f"malformed CSV ({e})", where=f"line {reader.line_num}") from None
+            where = f"line {reader.line_num}"
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) > len(header):
+                raise IngestError(f"{len(cells)} cells but the header has {len(header)} columns", where=where)
+            row = dict(zip(header, cells, strict=False))
+            yield where, index, row, sum(len(c) for c in cells)
+            index += 1
+            if index % 1000 == 0:
+                sink.progress(f.tell() / max(1, size) if not f.closed else 1.0)
+
+
+def _lookup(row: dict[str, Any], key: str) -> tuple[bool, Any]:
+    if key in row:
+        return True, row[key]
+    value: Any = row
+    for part in key.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return False, None
+    return True, value
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell as a JSON value: JSON objects/arrays/numbers/literals parsed, else the text."""
+    if not isinstance(value, str):
+        return value
+    s = value.strip()
+    if s == "":
+        return None
+    if s[0] in "{[" or s in ("true", "false", "null") or _is_json_number(s):
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def _is_json_number(s: str) -> bool:
+    try:
+        orjson.loads(s)
+    except orjson.JSONDecodeError:
+        return False
+    return s[0] in "-0123456789"
+
+
+def _number(value: Any, where: str, column: str) -> float | int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return 1 if value else 0
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        s = value.strip().lower()
+        if s in ("true", "yes", "pass", "passed"):
+            return 1
+        if s in ("false", "no", "fail", "failed"):
+            return 0
+        if s in ("", "null", "none", "nan", "n/a", "na"):
+            return None
+        try:
+            v = float(s)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(v):
+                return int(v) if v.is_integer() and "." not in s and "e" not in s else v
+    raise IngestError(f"{value!r} is not a number", where=where, field=column)
+
+
+def row_record(
+    row: dict[str, Any],
+    mapping: dict[str, str],
+    experiment_id: str,
+    index: int,
+    *,
+    where: str,
+    csv_cells: bool = False,
+) -> dict[str, Any]:
+    """One generic row as a root span record."""
+    conv = _cell if csv_cells else (lambda v: v)
+    used: set[str] = set()
+
+    def get(target: str) -> tuple[bool, Any]:
+        src = mapping.get(target, target)
+        found, value = _lookup(row, src)
+        if found:
+            used.add(src.split(".")[0] if src not in row else src)
+        return found, value
+
+    fields: dict[str, Any] = {}
+    for name in _FIELDS:
+        found, value = get(name)
+        if found:
+            fields[name] = value if name in ("id", "name", "created") else conv(value)
+    groups: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
+    for g in _GROUPS:
+        found, value = get(g)
+        if found and value not in (None, ""):
+            value = conv(value) if isinstance(value, str) else value
+            if not isinstance(value, dict):
+                raise IngestError(f"must be an object, not {type(value).__name__}", where=where, field=g)
+            groups[g].update(value)
+    # dotted columns, and mapped targets like "scores.correct" -> "is_correct"
+    targets = {k: k for k in row if isinstance(k, str) and k.split(".", 1)[0] in _GROUPS and "." in k}
+    for target, src in mapping.items():
+        if target.split(".", 1)[0] in _GROUPS and "." in target:
+            targets[target] = src
+    for target, src in targets.items():
+        found, value = _lookup(row, src)
+        if not found:
+            continue
+        used.add(src)
+        group, key = target.split(".", 1)
+        groups[group][key] = conv(value)
+    for group in ("scores", "metrics"):
+        for key, value in list(groups[group].items()):
+            groups[group][key] = _number(value, where, f"{group}.{key}")
+    tags = fields.get("tags")
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
+    elif tags is not None and not isinstance(tags, list):
+        raise IngestError("must be a list of strings (or a comma-separated string)", where=where, field="tags")
+    rid = fields.get("id")
+    key = str(rid) if rid not in (None, "") else f"row:{index}"
+    span_id = stable_id(experiment_id, key)
+    metrics = groups["metrics"] or None
+    error = fields.get("error")
+    if error == "":
+        error = None
+    name = fields.get("name")
+    return {
+        "id": span_id,
+        "experiment_id": experiment_id,
+        "span_id": span_id,
+        "root_span_id": span_id,
+        "span_parents": [],
+        "span_attributes": {"name": str(name) if name not in (None, "") else (str(rid) if rid not in (None, "") else f"row {index + 1}"), "type": "eval"},
+        "input": fields.get("input"),
+        "output": fields.get("output"),
+        "expected": fields.get("expected"),
+        "error": error,
+        "scores": groups["scores"] or None,
+        "metadata": groups["metadata"] or None,
+        "metrics": metrics,
+        "tags": tags or None,
+        "dataset_record_id": str(rid) if rid not in (None, "") else None,
+        "created": fields.get("created") if isinstance(fields.get("created"), str) and fields.get("created") else None,
+    }
+
