@@ -195,6 +195,7 @@ def _import_one(
     module = module_for(fmt)
     source = "csv" if fmt == "csv" else fmt
     try:
+        _check_not_empty(path)
         with store.transaction():
             sink = Sink(store, result, options, source=source, progress=progress)
             module.import_file(path, sink)
@@ -206,6 +207,13 @@ def _import_one(
         _fail(result, f"{path}: {e}")
     except (OSError, UnicodeDecodeError, MemoryError, RecursionError) as e:
         _fail(result, f"{path}: {type(e).__name__}: {e}")
+
+
+def _check_not_empty(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if not head.strip() and len(head) < 65536:
+        raise IngestError("the file is empty")
 
 
 def _fail(result: FileResult, message: str) -> None:

@@ -74,7 +74,10 @@ def _csv_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any]
         check_text(fb.read(65536), where="start of file")
     csv.field_size_limit(2**31 - 1)
     with open(path, newline="", encoding="utf-8-sig", errors="strict") as f:
-        sample = f.read(8192)
+        try:
+            sample = f.read(8192)
+        except UnicodeDecodeError as e:
+            raise IngestError(f"not UTF-8 text ({e.reason} at byte {e.start})", where="start of file") from None
         f.seek(0)
         try:
             dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|") if sample else csv.excel

@@ -1,0 +1,130 @@
+"""Generic JSONL/CSV rows, mapping, and the import_paths API (paths, globs, sniffing, progress)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_ingest_support import FIXTURES, spans_of, trace_rows
+
+from evaltui.ingest import FORMATS, IngestError, expand_paths, import_file, import_paths, sniff
+from evaltui.ingest.sniff import SniffError
+from evaltui.store import Store, load_experiments
+
+
+def test_csv_rows(store: Store) -> None:
+    report = import_paths(store, [FIXTURES / "generic/rows.csv"])
+    assert report.ok, report.errors
+    (exp,) = report.experiments
+    assert report.files[0].format == "csv" and exp.ref == "imports/rows"
+    rows = {r["name"]: r for r in trace_rows(store, exp.ref)}
+    assert {k: r["scores.correct"] for k, r in rows.items()} == {"q1": 1.0, "q2": 0.0, "q3": None}
+    assert rows["q3"]["has_error"] and rows["q3"]["error"] == "timeout after 30 s"
+    assert json.loads(rows["q1"]["metadata"]) == {"topic": "math"}
+    assert json.loads(rows["q1"]["tags"]) == ["smoke", "math"]
+    spans = {s["dataset_record_id"]: s for s in spans_of(store, exp.ref)}
+    assert spans["q2"]["metrics"] == {"latency": 1.25}
+    assert spans["q1"]["input"] == "What is 2+2?" and spans["q1"]["output"] == 4  # a numeric cell is a number
+
+
+def test_jsonl_rows_nested_and_dotted(store: Store) -> None:
+    report = import_paths(store, [FIXTURES / "generic/rows.jsonl"])
+    assert report.ok, report.errors
+    rows = {r["name"]: r for r in trace_rows(store, report.experiments[0].ref)}
+    assert (rows["q1"]["scores.correct"], rows["q1"]["scores.style"]) == (1.0, 0.5)
+    assert rows["q2"]["scores.correct"] == 0.0
+    assert json.loads(rows["q2"]["metadata"]) == {"topic": "geo"}
+    assert json.loads(rows["q1"]["input"]) == {"question": "What is 2+2?"}
+
+
+def test_mapping_other_column_names(store: Store) -> None:
+    mapping = {"input": "question", "expected": "answer", "output": "model_answer", "scores.correct": "is_correct",
+               "metadata.model": "model"}
+    report = import_paths(store, [FIXTURES / "generic/custom_columns.csv"], mapping=mapping,
+                          project="arith", experiment="baseline")
+    assert report.ok, report.errors
+    (exp,) = report.experiments
+    assert exp.ref == "arith/baseline"
+    rows = sorted(trace_rows(store, exp.ref), key=lambda r: r["input"])
+    assert [(r["input"], r["expected"], r["output"], r["scores.correct"]) for r in rows] == [
+        ("2+2?", "4", "4", 1.0), ("3+3?", "6", "7", 0.0)]
+    assert json.loads(rows[0]["metadata"]) == {"model": "small"}
+
+
+def test_reimport_updates_without_duplicating(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"id": "a", "input": "x", "output": "1", "scores": {"s": 0.5}}\n')
+    first = import_paths(store, [path]).experiments[0]
+    path.write_text('{"id": "a", "input": "x", "output": "2", "scores": {"s": 1}}\n{"id": "b", "input": "y"}\n')
+    second = import_paths(store, [path]).experiments[0]
+    assert (second.id, second.action) == (first.id, "updated")
+    rows = {r["name"]: r for r in trace_rows(store, first.ref)}
+    assert sorted(rows) == ["a", "b"] and rows["a"]["output"] == "2" and rows["a"]["scores.s"] == 1.0
+    assert len(load_experiments(store)) == 1
+
+
+def test_folders_globs_and_progress(store: Store, tmp_path: Path) -> None:
+    for sub in ("braintrust", "phoenix"):
+        shutil.copytree(FIXTURES / sub, tmp_path / "in" / sub)
+    (tmp_path / "in" / "notes.txt").write_text("not results")
+    (tmp_path / "in" / ".hidden.jsonl").write_text("garbage")
+    calls: list[tuple[int, int, str]] = []
+    report = import_paths(store, [tmp_path / "in"], progress=lambda d, t, label: calls.append((d, t, label)))
+    assert report.ok, report.errors
+    assert sorted(Path(f.path).name for f in report.files if not f.skipped) == [
+        "experiment_export.json", "experiment_export.jsonl", "experiment_runs.json", "experiment_runs_api.json"]
+    assert [Path(f.path).name for f in report.files if f.skipped] == ["notes.txt"]
+    total = calls[-1][1]
+    assert calls[-1][0] == total and all(0 <= d <= t for d, t, _ in calls)
+    assert [d for d, _, _ in calls] == sorted(d for d, _, _ in calls)
+    globbed = expand_paths([str(tmp_path / "in" / "**" / "*.jsonl")])
+    assert [p.name for p, implicit in globbed] == ["experiment_export.jsonl"] and globbed[0][1]
+    text = "\n".join(report.lines())
+    assert "braintrust/" in text and "skipped" in text
+
+
+def test_path_errors(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="no such file"):
+        import_paths(store, [tmp_path / "missing.jsonl"])
+    with pytest.raises(IngestError, match="no file matches"):
+        import_paths(store, [str(tmp_path / "*.nothing")])
+    with pytest.raises(IngestError, match="unknown format"):
+        import_paths(store, [FIXTURES / "generic/rows.csv"], format="excel")
+    (tmp_path / "x.txt").write_text("hello world")
+    report = import_paths(store, [tmp_path / "x.txt"])  # named explicitly: an error, not a skip
+    assert not report.ok and "format not recognised" in report.errors[0] and str(tmp_path / "x.txt") in report.errors[0]
+    with pytest.raises(IngestError, match="format not recognised"):
+        import_file(store, tmp_path / "x.txt")
+
+
+def test_sniff_every_fixture() -> None:
+    expected = {
+        "braintrust": "braintrust", "generic": None, "inspect": "inspect", "langfuse": "langfuse",
+        "otel": "otel", "phoenix": "phoenix", "promptfoo": "promptfoo",
+    }
+    seen = set()
+    for path in sorted(FIXTURES.glob("*/*")):
+        if path.suffix in (".py", ".md", ".zst") or path.name == "vectors.json" or path.parent.name == "zstd":
+            continue
+        fmt = sniff(path)
+        want = expected[path.parent.name] or ("csv" if path.suffix == ".csv" else "jsonl")
+        assert fmt == want, path
+        seen.add(fmt)
+    assert seen <= set(FORMATS)
+
+
+def test_sniff_errors(tmp_path: Path) -> None:
+    cases = {
+        "empty.jsonl": b"",
+        "blank.json": b"  \n\n",
+        "garbage.bin": bytes(range(256)) * 4,
+        "other.json": b'{"hello": "world"}',
+        "zip.zip": b"PK\x03\x04" + b"\x00" * 40,
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SniffError) as e:
+            sniff(tmp_path / name)
+        assert str(tmp_path / name) in str(e.value)
