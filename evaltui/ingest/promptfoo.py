@@ -84,17 +84,27 @@ class _Context:
         self.count = 0
 
     def _experiment(self, prompt: dict[str, Any], provider: str, prompt_idx: Any) -> str:
-        label = prompt.get("label") or prompt.get("display") or prompt.get("raw") or ""
-        pkey = str(prompt_idx) if prompt_idx is not None else stable_id(prompt.get("raw") or label)[:12]
+        label = prompt.get("label") or prompt.get("display")
+        # the prompt's identity: its index (v3), else its label (``display`` in v2), never the
+        # rendered text, which differs per test
+        pkey = str(prompt_idx) if prompt_idx is not None else (
+            f"label:{label}" if label else f"raw:{stable_id(prompt.get('raw'))[:12]}")
         key = (pkey, provider)
         if key in self.experiments:
             return self.experiments[key]
+        pmeta = None
+        if isinstance(prompt_idx, int) and 0 <= prompt_idx < len(self.prompts):
+            pmeta = self.prompts[prompt_idx]
+        elif label:
+            pmeta = next((p for p in [*self.prompts, *self.head_prompts] if isinstance(p, dict)
+                          and label in (p.get("label"), p.get("display"))
+                          and p.get("provider") in (None, provider)), None)
+        pmeta = pmeta if isinstance(pmeta, dict) else {}
+        template = pmeta.get("raw") or prompt.get("raw")
         short = label if isinstance(label, str) and len(label) <= 40 and "\n" not in label else (
-            f"prompt{int(prompt_idx) + 1}" if isinstance(prompt_idx, int) else f"prompt-{pkey[:6]}")
+            f"prompt{int(prompt_idx) + 1}" if isinstance(prompt_idx, int) else f"prompt-{stable_id(pkey)[:6]}")
         source = f"eval:{self.eval_id}" if self.eval_id else f"file:{self.path.resolve()}"
         description = self.config.get("description") if isinstance(self.config.get("description"), str) else None
-        pmeta = next((p for p in self.prompts if isinstance(p, dict) and p.get("provider") == provider
-                      and (p.get("raw") == prompt.get("raw"))), None)
         eid = self.sink.experiment(
             f"{source}:{pkey}:{provider}",
             project=slug(description) if description else "promptfoo",
@@ -102,13 +112,13 @@ class _Context:
             label=f"{provider}-{short}",
             many=True,
             description=description,
-            params=compact({"provider": provider, "prompt": prompt.get("raw"), "prompt_label": prompt.get("label"),
+            params=compact({"provider": provider, "prompt": template, "prompt_label": label,
                             "prompt_index": prompt_idx}),
             metadata=compact({
                 "imported_from": self.path.name,
                 "promptfoo": compact({
                     "eval_id": self.eval_id, "results_version": self.version,
-                    "prompt_metrics": (pmeta or {}).get("metrics"),
+                    "prompt_metrics": pmeta.get("metrics"),
                     "stats": self.summary.get("stats"),
                     "version": (self.doc.get("metadata") or {}).get("promptfooVersion")
                     if isinstance(self.doc.get("metadata"), dict) else None,
@@ -146,6 +156,15 @@ class _Context:
         start = self.timestamp
         end = start + latency / 1000 if start is not None and latency is not None else None
         err = row.get("error") or resp.get("error")
+        # promptfoo puts a failed assertion's reason in ``error`` too: failureReason 1 is
+        # ASSERT (a low score, not an error), 2 is ERROR (the call or the test itself failed)
+        reason = row.get("failureReason")
+        if reason is not None:
+            is_error = reason == 2
+        else:
+            is_error = bool(resp.get("error")) or bool(err and not row.get("gradingResult"))
+        failure = None if is_error else err
+        err = err if is_error else None
         grading = row.get("gradingResult") if isinstance(row.get("gradingResult"), dict) else {}
         description = test.get("description") or row.get("description")
         output = resp.get("output", row.get("output"))
@@ -155,7 +174,8 @@ class _Context:
             "prompt_label": prompt.get("label"),
             "provider": provider_id,
             "success": row.get("success"),
-            "failure_reason": row.get("failureReason"),
+            "failure_reason": reason,
+            "failure": failure,
             "cached": resp.get("cached"),
             **(row.get("metadata") if isinstance(row.get("metadata"), dict) else {}),
         })
