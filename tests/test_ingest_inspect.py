@@ -252,3 +252,14 @@ def test_zstd_vectors() -> None:
         out = decompress_pure((FIXTURES / "zstd" / name).read_bytes())
         assert len(out) == want["length"], name
         assert hashlib.sha256(out).hexdigest() == want["sha256"], name
+
+
+def test_zstd_vectors_with_the_library_decoder() -> None:
+    from evaltui.ingest import _zstd
+
+    if _zstd._NATIVE is None:
+        pytest.skip("no zstd library: the pure decoder is covered above")
+    vectors = json.loads((FIXTURES / "zstd/vectors.json").read_text())
+    for name, want in vectors.items():
+        out = _zstd.decompress((FIXTURES / "zstd" / name).read_bytes())
+        assert hashlib.sha256(out).hexdigest() == want["sha256"], name
