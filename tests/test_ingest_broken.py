@@ -101,7 +101,8 @@ INSPECT, OTEL, BT, PHX, LF, GEN = (FIXTURES / d for d in ("inspect", "otel", "br
 
 # (id, format (None: sniffed), maker, regex the error must match after the file name)
 CASES = [
-    ("inspect-json-truncated", None, _truncate(INSPECT / "simple_qa.json"), r"not valid JSON"),
+    ("inspect-json-truncated", None, _truncate(INSPECT / "simple_qa.json"), r"(not valid JSON|not closed)"),
+    ("inspect-json-header-truncated", None, _truncate(INSPECT / "simple_qa.json", 0.02), r"not valid JSON"),
     ("inspect-json-samples-type", None,
      _edit_json(INSPECT / "simple_qa.json", "samples.json", _set(["samples"], "oops")), r"field 'samples'"),
     ("inspect-json-events-type", None,

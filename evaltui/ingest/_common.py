@@ -8,6 +8,7 @@ record the store rejects is reported by file, line/member and field.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import math
@@ -362,8 +363,6 @@ def iter_json_rows(path: Path, sink: Sink | None = None) -> Iterator[tuple[str, 
     into memory whole); JSONL is read line by line. Raises IngestError naming the item
     or line.
     """
-    import mmap
-
     size = file_size(path)
     if size == 0:
         raise IngestError("the file is empty")
@@ -383,46 +382,107 @@ def iter_json_rows(path: Path, sink: Sink | None = None) -> Iterator[tuple[str, 
                 if sink is not None and n_rows % 1000 == 0:
                     sink.progress(offset / size)
             return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        with mapped(f) as m:
             pos = len(head) - len(stripped) + 1  # just past '['
-            depth, in_str, skip, start, index = 1, False, -1, -1, 0
-            for mt in _ARRAY_TOKENS.finditer(m, pos):
-                p = mt.start()
-                if p < skip:
-                    continue
-                c = m[p]
-                if in_str:
-                    if c == 0x5C:  # backslash: the next byte is escaped
-                        skip = p + 2
-                    elif c == 0x22:
-                        in_str = False
-                    continue
-                if c == 0x22:
-                    if depth == 1:
-                        raise IngestError("expected an object, got a string", where=f"item {index}")
-                    in_str = True
-                elif c in (0x7B, 0x5B):  # { [
-                    if depth == 1:
-                        start = p
-                    depth += 1
-                elif c in (0x7D, 0x5D):  # } ]
-                    depth -= 1
-                    if depth == 1:
-                        where = f"item {index}"
-                        chunk = m[start : p + 1]
-                        if b"\x00" in chunk:
-                            raise IngestError("binary data, not JSON text", where=where)
-                        yield where, loads(chunk, where=where), len(chunk)
-                        index += 1
-                        if sink is not None and index % 1000 == 0:
-                            sink.progress(p / size)
-                    elif depth == 0:
-                        rest = m[p + 1 :].strip()
-                        if rest:
-                            raise IngestError(f"unexpected data after the JSON array ({rest[:20]!r})")
-                        return
-                    elif depth < 0:
-                        break
-            raise IngestError(
-                f"the JSON array is not closed: the file ends inside item {index} (truncated?)"
-            )
+            end = None
+            for where, chunk, p in array_elements(m, pos, where_fmt="item {}"):
+                if chunk is None:
+                    end = p
+                    break
+                yield where, loads(chunk, where=where), len(chunk)
+                if sink is not None:
+                    sink.progress(p / size)
+            rest = m[end + 1 :].strip() if end is not None else b""
+            if rest:
+                raise IngestError(f"unexpected data after the JSON array ({rest[:20]!r})")
+
+
+@contextlib.contextmanager
+def mapped(f: IO[bytes]) -> Iterator[Any]:
+    """A read-only memory map of an open file, closed on exit when nothing still uses it."""
+    import mmap
+
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield m
+    finally:
+        try:
+            m.close()
+        except BufferError:  # a regex scan over it is still referenced (an error unwinding): GC closes it
+            pass
+
+
+def array_elements(m: Any, pos: int, *, where_fmt: str) -> Iterator[tuple[str, bytes | None, int]]:
+    """The objects of a JSON array whose '[' is just before ``pos``: (where, bytes, offset).
+
+    Yields (where, None, offset of ']') at the end of the array. Elements must be objects or
+    arrays. Raises IngestError for a string element or an array that is never closed.
+    """
+    depth, in_str, skip, start, index = 1, False, -1, -1, 0
+    for mt in _ARRAY_TOKENS.finditer(m, pos):
+        p = mt.start()
+        if p < skip:
+            continue
+        c = m[p]
+        if in_str:
+            if c == 0x5C:  # backslash: the next byte is escaped
+                skip = p + 2
+            elif c == 0x22:
+                in_str = False
+            continue
+        if c == 0x22:
+            if depth == 1:
+                raise IngestError("expected an object, got a string", where=where_fmt.format(index))
+            in_str = True
+        elif c in (0x7B, 0x5B):  # { [
+            if depth == 1:
+                start = p
+            depth += 1
+        elif c in (0x7D, 0x5D):  # } ]
+            depth -= 1
+            if depth == 1:
+                where = where_fmt.format(index)
+                chunk = m[start : p + 1]
+                if b"\x00" in chunk:
+                    raise IngestError("binary data, not JSON text", where=where)
+                yield where, chunk, p
+                index += 1
+            elif depth == 0:
+                yield where_fmt.format(index), None, p
+                return
+    raise IngestError(f"the JSON array is not closed: the file ends inside {where_fmt.format(index)} (truncated?)")
+
+
+def top_level_key(m: Any, key: bytes, limit: int | None = None) -> int | None:
+    """Offset of ``"key":`` as a member of the top-level JSON object in ``m``, or None.
+
+    Only the bytes before the key are scanned (to tell a top-level key from the same text
+    inside a string or a nested object), so finding a key that follows a small header is cheap.
+    """
+    needle = b'"' + key + b'"'
+    depth, in_str, skip, scanned = 0, False, -1, 0
+    found = m.find(needle)
+    while found != -1 and (limit is None or found < limit):
+        for mt in _ARRAY_TOKENS.finditer(m, scanned, found):
+            p = mt.start()
+            if p < skip:
+                continue
+            c = m[p]
+            if in_str:
+                if c == 0x5C:
+                    skip = p + 2
+                elif c == 0x22:
+                    in_str = False
+            elif c == 0x22:
+                in_str = True
+            elif c in (0x7B, 0x5B):
+                depth += 1
+            elif c in (0x7D, 0x5D):
+                depth -= 1
+        scanned = max(found, skip)
+        if depth == 1 and not in_str:
+            after = m[found + len(needle) : found + len(needle) + 64].lstrip()
+            if after.startswith(b":"):
+                return found
+        found = m.find(needle, found + 1)
+    return None

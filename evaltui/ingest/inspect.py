@@ -15,11 +15,25 @@ samples it has and says so in a warning.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evaltui.ingest._common import IngestError, Sink, check_text, compact, epoch, iso, loads, number, stable_id
+from evaltui.ingest._common import (
+    IngestError,
+    Sink,
+    array_elements,
+    check_text,
+    compact,
+    epoch,
+    iso,
+    loads,
+    number,
+    stable_id,
+    mapped,
+    top_level_key,
+)
 from evaltui.ingest._zip import ZipMemberError, ZipReader
 
 FORMAT = "inspect"
@@ -38,12 +52,53 @@ def import_file(path: Path, sink: Sink) -> None:
         if head.startswith(b"PK"):
             _import_eval_zip(path, f, sink)
         else:
-            data = f.read()
-            check_text(data, where=None)  # type: ignore[arg-type]
-            log = loads(data)
-            if not isinstance(log, dict) or not isinstance(log.get("eval"), dict):
-                raise IngestError("not an Inspect log: expected a JSON object with an 'eval' object")
-            _import_log(log, _iter_json_samples(log), sink, total=len(log.get("samples") or []))
+            check_text(f.read(65536), where="start of file")
+            f.seek(0)
+            if not _import_json_streaming(f, sink):
+                log = loads(f.read())
+                if not isinstance(log, dict) or not isinstance(log.get("eval"), dict):
+                    raise IngestError("not an Inspect log: expected a JSON object with an 'eval' object")
+                _import_log(log, _iter_json_samples(log), sink, total=len(log.get("samples") or []))
+
+
+def _import_json_streaming(f: Any, sink: Sink) -> bool:
+    """A .json log read sample by sample over a memory map (constant memory).
+
+    The header (eval, plan, results, stats) is parsed from the bytes before the top-level
+    "samples" array; False when the file does not have that layout (read it whole then).
+    """
+    try:
+        ctx = mapped(f)
+        m = ctx.__enter__()
+    except (ValueError, OSError):
+        return False
+    with contextlib.ExitStack() as stack:
+        stack.push(ctx)
+        pos = top_level_key(m, b"samples")
+        if pos is None:
+            return False
+        colon = m.find(b":", pos + len(b'"samples"'))
+        rest = m[colon + 1 : colon + 65].lstrip()
+        if not rest.startswith(b"["):
+            return False
+        bracket = m.find(b"[", colon)
+        try:
+            log = loads(m[:pos] + b'"samples": null}', where="the log header")
+        except IngestError:
+            return False
+        if not isinstance(log, dict) or not isinstance(log.get("eval"), dict):
+            raise IngestError("not an Inspect log: expected a JSON object with an 'eval' object")
+        size = len(m)
+
+        def samples() -> Iterator[tuple[str, Any]]:
+            for where, chunk, p in array_elements(m, bracket + 1, where_fmt="samples[{}]"):
+                if chunk is None:
+                    return
+                sink.progress(p / size)
+                yield where, loads(chunk, where=where)
+
+        _import_log(log, samples(), sink, total=0)
+        return True
 
 
 def _iter_json_samples(log: dict[str, Any]) -> Iterator[tuple[str, Any]]:
