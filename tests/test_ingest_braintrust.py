@@ -11,7 +11,14 @@ from test_ingest_support import FIXTURES, spans_of, trace_rows, tree
 from evaltui.ingest import import_paths
 from evaltui.ingest.braintrust import EXTRA_KEY
 from evaltui.sdk.eval import Eval
-from evaltui.store import Store, create_experiment, find_experiment, load_experiment_spans, load_experiments, write_spans
+from evaltui.store import (
+    Store,
+    create_experiment,
+    find_experiment,
+    load_experiment_spans,
+    load_experiments,
+    write_spans,
+)
 
 
 @pytest.mark.parametrize("name", ["experiment_export.jsonl", "experiment_export.json"])

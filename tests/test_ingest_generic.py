@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from test_ingest_support import FIXTURES, spans_of, trace_rows
 
-from evaltui.ingest import FORMATS, IngestError, expand_paths, import_file, import_paths, sniff
+from evaltui.ingest import (
+    FORMATS,
+    IngestError,
+    expand_paths,
+    import_file,
+    import_paths,
+    sniff,
+)
 from evaltui.ingest.sniff import SniffError
 from evaltui.store import Store, load_experiments
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaltui.ingest._common import ExperimentResult, FileResult, IngestError, Options, Sink, file_size
+from evaltui.ingest._common import (
+    ExperimentResult,
+    FileResult,
+    IngestError,
+    Options,
+    Sink,
+    file_size,
+)
 from evaltui.ingest.sniff import FORMATS, SniffError, module_for, sniff
 from evaltui.store import Store, StoreError
 

@@ -20,7 +20,15 @@ from typing import IO, Any
 
 import orjson
 
-from evaltui.store import NotFound, RecordError, Store, StoreError, create_experiment, find_experiment, write_spans
+from evaltui.store import (
+    NotFound,
+    RecordError,
+    Store,
+    StoreError,
+    create_experiment,
+    find_experiment,
+    write_spans,
+)
 
 BATCH_SIZE = 1000
 # A single field (input, output, metadata, ...) bigger than this is refused: the store could

@@ -14,7 +14,8 @@ import zlib
 from dataclasses import dataclass
 from typing import IO
 
-from evaltui.ingest._zstd import ZstdError, decompress as zstd_decompress
+from evaltui.ingest._zstd import ZstdError
+from evaltui.ingest._zstd import decompress as zstd_decompress
 
 _LOCAL = b"PK\x03\x04"
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
@@ -44,9 +45,9 @@ class ZipReader:
         try:
             with zipfile.ZipFile(f) as z:
                 for info in z.infolist():
-                    self.members.append(
-                        Member(info.filename, info.header_offset, info.compress_type, info.compress_size, info.file_size)
-                    )
+                    self.members.append(Member(
+                        info.filename, info.header_offset, info.compress_type, info.compress_size, info.file_size
+                    ))
         except zipfile.BadZipFile:
             self.recovered = True
             self.members = list(self._scan())

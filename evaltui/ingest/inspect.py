@@ -29,9 +29,9 @@ from evaltui.ingest._common import (
     epoch,
     iso,
     loads,
+    mapped,
     number,
     stable_id,
-    mapped,
     top_level_key,
 )
 from evaltui.ingest._zip import ZipMemberError, ZipReader
@@ -328,7 +328,9 @@ def _text(content: Any) -> Any:
 class _Node:
     __slots__ = ("key", "name", "type", "parent", "start", "end", "rec", "children", "inspect_type", "events")
 
-    def __init__(self, key: str, name: str, typ: str, parent: _Node | None, start: float | None, inspect_type: str = ""):
+    def __init__(
+        self, key: str, name: str, typ: str, parent: _Node | None, start: float | None, inspect_type: str = ""
+    ):
         self.key = key
         self.name = name
         self.type = typ
@@ -456,7 +458,8 @@ class _SampleConverter:
             node = _Node(f"event:{i}", str(e.get("name") or "subtask"), "task", container, t)
             node.rec = {"input": self.r(e.get("input")), "output": self.r(e.get("result"))}
             end = epoch(e.get("completed"))
-            node.end = end if end is not None else (t + e["working_time"] if t and number(e.get("working_time")) else None)
+            took = number(e.get("working_time"))
+            node.end = end if end is not None else (t + took if t is not None and took is not None else None)
             for j, sub in enumerate(e.get("events") or []):
                 if isinstance(sub, dict):
                     self.event(f"{i}.{j}", sub, node, spans, claimed)

@@ -18,7 +18,14 @@ from typing import Any
 
 import orjson
 
-from evaltui.ingest._common import IngestError, Sink, check_text, iter_lines, loads, stable_id
+from evaltui.ingest._common import (
+    IngestError,
+    Sink,
+    check_text,
+    iter_lines,
+    loads,
+    stable_id,
+)
 
 FORMAT = "jsonl"
 _FIELDS = ("id", "input", "output", "expected", "error", "tags", "name", "created")
@@ -237,13 +244,17 @@ def row_record(
     if error == "":
         error = None
     name = fields.get("name")
+    if name not in (None, ""):
+        label = str(name)
+    else:
+        label = str(rid) if rid not in (None, "") else f"row {index + 1}"
     return {
         "id": span_id,
         "experiment_id": experiment_id,
         "span_id": span_id,
         "root_span_id": span_id,
         "span_parents": [],
-        "span_attributes": {"name": str(name) if name not in (None, "") else (str(rid) if rid not in (None, "") else f"row {index + 1}"), "type": "eval"},
+        "span_attributes": {"name": label, "type": "eval"},
         "input": fields.get("input"),
         "output": fields.get("output"),
         "expected": fields.get("expected"),

@@ -22,7 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evaltui.ingest._common import IngestError, Sink, check_text, compact, epoch, iso, iter_json_rows, loads, number, stable_id
+from evaltui.ingest._common import (
+    IngestError,
+    Sink,
+    check_text,
+    compact,
+    epoch,
+    iso,
+    iter_json_rows,
+    loads,
+    number,
+    stable_id,
+)
 
 FORMAT = "langfuse"
 _TYPES = {"GENERATION": "llm", "SPAN": "function", "EVENT": "function", "TOOL": "tool", "AGENT": "task",

@@ -23,7 +23,15 @@ from typing import Any
 
 import orjson
 
-from evaltui.ingest._common import IngestError, Sink, compact, iso, iter_json_rows, number, stable_id
+from evaltui.ingest._common import (
+    IngestError,
+    Sink,
+    compact,
+    iso,
+    iter_json_rows,
+    number,
+    stable_id,
+)
 
 FORMAT = "otel"
 _OI_KINDS = {
@@ -448,7 +456,8 @@ class _Converter:
 def _events(events: Any) -> list[tuple[str, dict[str, Any], Any]]:
     if not isinstance(events, list):
         return []
-    return [(e.get("name"), attributes(e.get("attributes")), e.get("timeUnixNano")) for e in events if isinstance(e, dict)]
+    return [(e.get("name"), attributes(e.get("attributes")), e.get("timeUnixNano"))
+            for e in events if isinstance(e, dict)]
 
 
 def _exception(events: Any) -> dict[str, Any] | None:
@@ -499,7 +508,7 @@ def import_file(path: Path, sink: Sink) -> None:
         head = f.read(4096).lstrip()
     if head.startswith(b"{") and path.suffix.lower() not in (".jsonl", ".ndjson"):
         # one request per file (pretty-printed JSON) or one per line: try lines first
-        from evaltui.ingest._common import check_text, loads
+        from evaltui.ingest._common import check_text
 
         data = path.read_bytes()
         check_text(data, where="start of file")

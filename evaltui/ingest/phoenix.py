@@ -17,7 +17,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evaltui.ingest._common import IngestError, Sink, check_text, compact, epoch, iso, iter_json_rows, loads, number, stable_id
+from evaltui.ingest._common import (
+    IngestError,
+    Sink,
+    check_text,
+    compact,
+    epoch,
+    iso,
+    iter_json_rows,
+    loads,
+    number,
+    stable_id,
+)
 
 FORMAT = "phoenix"
 
