@@ -320,6 +320,10 @@ class Span:
                 "span_parents": list(self.span_parents),
                 "span_attributes": {"name": self.name, "type": self.type},
                 "dataset_record_id": self.dataset_record_id,
+                # when the span started, so the table lists traces in the order they ran
+                "created": _dt.datetime.fromtimestamp(
+                    self._fields["metrics"].get("start") or time.time(), _dt.timezone.utc
+                ).isoformat(),
             }
             for field, value in self._fields.items():
                 rec[field] = dict(value) if isinstance(value, dict) else value
