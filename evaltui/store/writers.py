@@ -152,7 +152,7 @@ def create_experiment(
 
 def delete_experiment(store: Store, experiment_id: str) -> None:
     with store.transaction() as conn:
-        for table in ("comments", "experiment_fields", "traces", "spans"):
+        for table in ("comments", "events", "experiment_fields", "traces", "spans"):
             conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (experiment_id,))
         conn.execute("UPDATE experiments SET base_exp_id = NULL WHERE base_exp_id = ?", (experiment_id,))
         conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
