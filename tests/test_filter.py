@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 
 from evaltui import store as st
-from evaltui.query import filter as F
 from evaltui.query import paths as P
 from evaltui.query.filter import (
     And,
@@ -52,13 +51,15 @@ def test_precedence_or_and_not() -> None:
     assert parse_filter("a = 1 or b = 2 and c = 3") == Or(
         (Compare("=", p("a"), Literal(1)), And((Compare("=", p("b"), Literal(2)), Compare("=", p("c"), Literal(3)))))
     )
-    assert parse_filter("not a = 1 and b = 2") == And((Not(Compare("=", p("a"), Literal(1))), Compare("=", p("b"), Literal(2))))
+    a1, b2 = Compare("=", p("a"), Literal(1)), Compare("=", p("b"), Literal(2))
+    assert parse_filter("not a = 1 and b = 2") == And((Not(a1), b2))
     assert parse_filter("not not a") == Not(Not(p("a")))
-    assert parse_filter("(a = 1 or b = 2) and c") == And((Or((Compare("=", p("a"), Literal(1)), Compare("=", p("b"), Literal(2)))), p("c")))
+    assert parse_filter("(a = 1 or b = 2) and c") == And((Or((a1, b2)), p("c")))
 
 
 def test_precedence_arithmetic() -> None:
-    assert parse_filter("1 + 2 * 3 > x") == Compare(">", Arith("+", Literal(1), Arith("*", Literal(2), Literal(3))), p("x"))
+    product = Arith("*", Literal(2), Literal(3))
+    assert parse_filter("1 + 2 * 3 > x") == Compare(">", Arith("+", Literal(1), product), p("x"))
     assert parse_filter("a - b - c = 0") == Compare("=", Arith("-", Arith("-", p("a"), p("b")), p("c")), Literal(0))
     assert parse_filter("-x * 2 < -3") == Compare("<", Arith("*", Neg(p("x")), Literal(2)), Literal(-3))
     assert parse_filter("(scores.a + scores.b) / 2 >= .5") == Compare(
@@ -233,7 +234,8 @@ def both(exp: tuple[st.Store, str], text: str, row_type: str = "traces") -> set[
     """The matching ids, asserting that polars and SQL agree."""
     store, eid = exp
     key = "root_span_id" if row_type == "traces" else "id"
-    frame = st.load_trace_rows(store, eid, cache=False) if row_type == "traces" else st.load_span_rows(store, eid, cache=False)
+    load = st.load_trace_rows if row_type == "traces" else st.load_span_rows
+    frame = load(store, eid, cache=False)
     spans = lambda: st.load_span_rows(store, eid, cache=False)  # noqa: E731
     via_polars = set(filter_frame(frame, text, row_type=row_type, spans=spans)[key].to_list())
     via_sql = set(matching_ids(store, eid, text, row_type=row_type))

@@ -87,7 +87,7 @@ import functools
 import re
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +160,17 @@ class Token:
 
 def _ident_char(c: str) -> bool:
     return c.isalnum() or c == "_"
+
+
+def _digit(c: str) -> bool:
+    return c.isascii() and c.isdigit()
+
+
+def _ends_value(t: Token) -> bool:
+    """Whether a token can end an operand (so a value right after it is missing an operator)."""
+    return t.kind in ("num", "str", "path") or (t.kind == "op" and t.value == ")") or (
+        t.kind == "kw" and t.value in ("null", "true", "false")
+    )
 
 
 def _lex_string(text: str, i: int, lenient: bool) -> tuple[str, int] | None:
@@ -331,7 +342,7 @@ def tokenize(text: str, *, lenient: bool = False) -> list[Token]:
             if dangling or tok.kind == "partial":
                 tokens.append(Token("eof", None, n + 1, n, ""))
                 return tokens
-        elif c.isascii() and c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isascii() and text[i + 1].isdigit()):
+        elif _digit(c) or (c == "." and i + 1 < n and _digit(text[i + 1])):
             tok = _lex_number(text, i)
             tokens.append(tok)
             i = tok.end
@@ -342,7 +353,7 @@ def tokenize(text: str, *, lenient: bool = False) -> list[Token]:
             tokens.append(Token("op", c, i + 1, i + 1, c))
             i += 1
         else:
-            hint = " (did you mean '!='?)" if c == "!" else " (use 'and')" if c == "&" else " (use 'or')" if c == "|" else ""
+            hint = {"!": " (did you mean '!='?)", "&": " (use 'and')", "|": " (use 'or')"}.get(c, "")
             shown = c if c.isprintable() else repr(c)[1:-1]
             raise _error(f"unexpected character '{shown}'", i + 1, hint)
 
@@ -497,7 +508,7 @@ class _Parser:
 
     def unexpected(self, t: Token) -> FilterError:
         prev = self.toks[self.i - 1] if self.i else None
-        ends_value = prev is not None and (prev.kind in ("num", "str", "path") or prev.value in (")", "null", "true", "false"))
+        ends_value = prev is not None and _ends_value(prev)
         starts_value = t.kind in ("num", "str", "path") or t.value in ("(", "not", "any_span", "true", "false", "null")
         if t.value == ")" and t.kind == "op":
             return _error("unexpected ')' (no '(' to close)", t.pos)
@@ -604,7 +615,8 @@ class _Parser:
             return Literal(t.value == "true", t.pos)
         if t.kind == "kw" and t.value == "null":
             raise _error("null cannot be a value here (use 'is null')", t.pos)
-        raise _error(f"expected a value after '{self.toks[self.i - 1].text}'", t.pos, "" if t.kind == "eof" else f", found {_describe(t)}")
+        found = "" if t.kind == "eof" else f", found {_describe(t)}"
+        raise _error(f"expected a value after '{self.toks[self.i - 1].text}'", t.pos, found)
 
     def sum(self) -> Expr:
         left = self.product()
@@ -681,7 +693,8 @@ def _check_depth(expr: Expr) -> None:
             raise _error("the expression is too long to evaluate (split it)", node.pos)
         for child in _children(node):
             # and/or lists are compiled as balanced trees: they cost log2(n) levels
-            stack.append((child, depth + (1 if not isinstance(node, (And, Or)) else max(1, len(node.items).bit_length()))))
+            step = max(1, len(node.items).bit_length()) if isinstance(node, (And, Or)) else 1
+            stack.append((child, depth + step))
 
 
 def _children(node: Expr) -> tuple[Expr, ...]:
@@ -1039,7 +1052,8 @@ class _Compiler:
             raise _error("includes looks inside a list, like tags", node.pos)
         r = self.resolve(target)
         if r.kind not in (TEXT, JSON):
-            raise _error(f"includes looks inside a list, but '{target.text}' is a number", target.pos)
+            what = "a boolean" if r.kind == BOOL else "a number"
+            raise _error(f"includes looks inside a list, but '{target.text}' is {what}", target.pos)
         v = node.value.value
         return self.includes_value(r, v if isinstance(v, str) else _number(v))
 
@@ -1128,7 +1142,7 @@ def _per_unique(expr: pl.Expr, fn: Callable[[Any], Any], dtype: Any) -> pl.Expr:
 def _json_at(parts: tuple[Any, ...], view: Callable[[Any], Any]) -> Callable[[str | None], Any]:
     def fn(text: str | None) -> Any:
         doc = P.load_json(text)
-        return view(None if doc is P._INVALID else P.walk(doc, parts))
+        return view(None if doc is P.INVALID else P.walk(doc, parts))
 
     return fn
 
@@ -1209,7 +1223,8 @@ class _PolarsCompiler(_Compiler):
         return pl.col(r.name).cast(pl.Float64)
 
     def parse_number(self, e: pl.Expr) -> pl.Expr:
-        return pl.when(e.str.contains(P.NUMBER_PATTERN)).then(e.str.strip_chars(P.JSON_WS).cast(pl.Float64, strict=False))
+        number = e.str.strip_chars(P.JSON_WS).cast(pl.Float64, strict=False)
+        return pl.when(e.str.contains(P.NUMBER_PATTERN)).then(number)
 
     def _typed_is_text(self, r: JsonValue) -> bool:
         return P.kind_of_dtype(r.typed_dtype) == TEXT
@@ -1255,7 +1270,8 @@ class _PolarsCompiler(_Compiler):
     def in_values(self, value: pl.Expr, values: list[Any]) -> pl.Expr:
         if values and not isinstance(values[0], str):
             values = [float(v) for v in values]
-        return value.is_in(values)
+        # null in, null out (SQL's IN), whatever the polars version's default for nulls
+        return pl.when(value.is_null()).then(pl.lit(None, dtype=pl.Boolean)).otherwise(value.is_in(values))
 
     def like(self, value: pl.Expr, items: list[Any], ignore_case: bool) -> pl.Expr:
         if not ignore_case and items and all(it is not _ONE for it in items):
@@ -1289,9 +1305,10 @@ class _PolarsCompiler(_Compiler):
         if spans is None:
             raise _error("any_span(...) needs the experiment's spans (none were given)", node.pos)
         self.spans = spans  # a callable is called once
-        if "root_span_id" not in spans.columns or (self.columns is not None and "root_span_id" not in self.columns):
+        schema = dict(spans.collect_schema() if isinstance(spans, pl.LazyFrame) else spans.schema)
+        if "root_span_id" not in schema or (self.columns is not None and "root_span_id" not in self.columns):
             raise _error("any_span(...) needs root_span_id in both the rows and the spans", node.pos)
-        inner = _PolarsCompiler("spans", dict(spans.schema), in_any_span=True).cond(node.expr)
+        inner = _PolarsCompiler("spans", schema, in_any_span=True).cond(node.expr)
         roots = spans.lazy().filter(inner).select(pl.col("root_span_id")).unique().collect().to_series()
         return pl.col("root_span_id").is_in(roots.implode())
 
@@ -1354,7 +1371,15 @@ _ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class _SqlCompiler(_Compiler):
     backend = "sql"
 
-    def __init__(self, row_type: str, columns: Mapping[str, Any] | None, qualifier: str, *, counter: list[int] | None = None, in_any_span: bool = False):
+    def __init__(
+        self,
+        row_type: str,
+        columns: Mapping[str, Any] | None,
+        qualifier: str,
+        *,
+        counter: list[int] | None = None,
+        in_any_span: bool = False,
+    ):
         super().__init__(row_type, columns, in_any_span=in_any_span)
         self.q = qualifier
         self.counter = counter if counter is not None else [0]
@@ -1452,7 +1477,9 @@ class _SqlCompiler(_Compiler):
         if isinstance(needle, str):
             element = _q(f"{alias}.type = 'text' AND {alias}.value = {{}}", _param(needle))
         else:
-            element = _q(f"{alias}.type IN ('integer', 'real', 'true', 'false') AND {alias}.value = {{}}", _param(needle))
+            element = _q(
+                f"{alias}.type IN ('integer', 'real', 'true', 'false') AND {alias}.value = {{}}", _param(needle)
+            )
         if isinstance(r, JsonValue):
             c, path = self._container(r), _param(P.json_path(r.parts))
             return _q(
@@ -1462,8 +1489,8 @@ class _SqlCompiler(_Compiler):
             )
         t = self.column(r)
         return _q(
-            "(CASE WHEN json_valid({}) THEN CASE WHEN json_type({}) = 'array' THEN EXISTS (SELECT 1 FROM json_each({}) AS "
-            + alias + " WHERE {}) ELSE 0 END ELSE 0 END)",
+            "(CASE WHEN json_valid({}) THEN CASE WHEN json_type({}) = 'array'"
+            " THEN EXISTS (SELECT 1 FROM json_each({}) AS " + alias + " WHERE {}) ELSE 0 END ELSE 0 END)",
             t, t, t, element,
         )
 
@@ -1524,7 +1551,9 @@ def _run(store: Any, select: str, experiment_id: str, text: str, row_type: str) 
     table = "traces" if row_type == "traces" else "spans"
     if row_type not in P.ROW_TYPES:
         raise ValueError(f"row_type must be one of {P.ROW_TYPES}, not {row_type!r}")
-    where, params = ("1", []) if not text.strip() else to_sql(text, table=table, schema=sql_schema(store, experiment_id, row_type))
+    where, params = "1", []
+    if text.strip():
+        where, params = to_sql(text, table=table, schema=sql_schema(store, experiment_id, row_type))
     sql = f"SELECT {select} FROM {table} WHERE {table}.experiment_id = ? AND ({where})"
     with store.lock:
         register_sql_functions(store.conn)
@@ -1544,7 +1573,10 @@ def matching_ids(store: Any, experiment_id: str, text: str, *, row_type: str = "
 
 # -- completion ----------------------------------------------------------------------------------
 
-_OPERATORS = ["=", "!=", "<", "<=", ">", ">=", "in (", "is null", "is not null", "like", "ilike", "match", "includes", "not"]
+_OPERATORS = [
+    "=", "!=", "<", "<=", ">", ">=", "in (", "is null", "is not null", "like", "ilike", "match", "includes", "not",
+]
+_AFTER_OPERAND = ("and", "or", "in", "is", "like", "ilike", "match", "includes", "not")
 _VALUE_OPS = {"=", "==", "!=", "<>", "<", "<=", ">", ">="}
 
 
@@ -1558,10 +1590,6 @@ def word_start(text: str, cursor: int) -> int:
     if last is not None and last.end == cursor and last.kind in ("path", "kw", "partial", "num"):
         return last.pos - 1
     return cursor
-
-
-def _render_value(v: Any) -> str:
-    return _format_literal(v)
 
 
 def _path_key(tok: Token) -> str:
@@ -1613,25 +1641,26 @@ def complete(
         if k >= 1:
             field_tok = tokens[k - 1]
     if field_tok is not None and field_tok.kind == "path":
-        seen = list(values.get(_path_key(field_tok), ()))
-        if word.startswith(("'", '"')):
-            typed = word[1:].lower()
-            return sorted({_render_value(v) for v in seen if isinstance(v, str) and v.lower().startswith(typed)})
-        rendered = sorted({_render_value(v) for v in seen})
-        return [r for r in rendered if r.lower().startswith(word.lower())] if word else rendered
+        quoted = word[:1] in ("'", '"')
+        typed = (word[1:] if quoted else word).lower()
+        seen = values.get(_path_key(field_tok), ())
+        return sorted({
+            _format_literal(v) for v in seen
+            if (isinstance(v, str) or not quoted) and _format_literal(v).strip("'").lower().startswith(typed)
+        })
 
-    ends_operand = prev is not None and (
-        prev.kind in ("num", "str", "path") or (prev.kind == "op" and prev.value == ")") or prev.value in ("null", "true", "false")
-    )
+    ends_operand = prev is not None and _ends_value(prev)
     if ends_operand and not word:
         before = tokens[-2] if len(tokens) >= 2 else None
-        if before is not None and (before.kind == "op" and before.value in _VALUE_OPS or before.kind == "kw" and before.value in ("like", "ilike", "match", "includes", "null")):
-            return ["and", "or"]
-        if prev.kind == "op" and prev.value == ")":
+        completes = before is not None and (
+            (before.kind == "op" and before.value in _VALUE_OPS)
+            or (before.kind == "kw" and before.value in ("like", "ilike", "match", "includes", "is", "not"))
+        )
+        if completes or (prev.kind == "op" and prev.value == ")") or prev.value == "null":
             return ["and", "or"]
         return list(_OPERATORS) + ["and", "or"]
     if ends_operand and word:
-        return [k for k in ("and", "or", "in", "is", "like", "ilike", "match", "includes", "not") if k.startswith(word.lower())]
+        return [k for k in _AFTER_OPERAND if k.startswith(word.lower())]
 
     names = P.known_paths(row_type, schema)
     extra = ["not", "any_span("] if row_type == "traces" else ["not"]
@@ -1646,7 +1675,10 @@ def complete(
 def seen_values(frame: pl.DataFrame, *, limit: int = 50) -> dict[str, list[Any]]:
     """Values worth offering for completion: text columns with few distinct values, and tags."""
     out: dict[str, list[Any]] = {}
-    skip = {"input", "output", "expected", "error", "metadata", "id", "root_span_id", "span_id", "parent_id", "comparison_key", "created", "dataset_record_id"}
+    skip = {
+        "input", "output", "expected", "error", "metadata", "id", "root_span_id", "span_id", "parent_id",
+        "comparison_key", "created", "dataset_record_id",
+    }
     for name, dtype in frame.schema.items():
         if name in skip or name == "tags" or dtype != pl.String:
             continue

@@ -374,16 +374,16 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 
 
 def load_json(text: str | None) -> Any:
-    """The JSON value of ``text``; ``_INVALID`` when it is not JSON."""
+    """The JSON value of ``text``; :data:`INVALID` when it is not JSON (or None)."""
     if text is None:
-        return _INVALID
+        return INVALID
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return _INVALID
+        return INVALID
 
 
-_INVALID = object()
+INVALID = object()  # load_json's answer for text that is not JSON
 
 
 def walk(doc: Any, parts: Sequence[Part]) -> Any:
