@@ -127,10 +127,7 @@ class EvalTUI(App[None]):
         if isinstance(screen, HelpScreen):
             screen.dismiss(None)
             return
-        extra = []
-        if isinstance(screen, ExperimentScreen):
-            extra = [n for n in screen.query("ExperimentTable, TracePane") if n.display]
-        entries = binding_entries(screen, extra)
+        entries = binding_entries(screen)  # what the keys do now, from the focused widget up
         title = getattr(screen, "HELP_GROUP", type(screen).__name__)
         if isinstance(screen, ExperimentScreen):
             title = f"{title} · {screen.ref}"

@@ -35,9 +35,13 @@ class BindingEntry:
         return " / ".join(self.keys)
 
 
+GROUP_NAMES = {"ExperimentTable": "Table"}  # widgets that are not ours to give a HELP_GROUP
+
+
 def group_name(node: DOMNode) -> str:
     """What a namespace is called in help and the palette (``HELP_GROUP`` or the class name)."""
-    return getattr(node, "HELP_GROUP", None) or type(node).__name__
+    name = type(node).__name__
+    return getattr(node, "HELP_GROUP", None) or GROUP_NAMES.get(name, name)
 
 
 def _chain(screen: Screen[Any], extra: Iterable[DOMNode] = ()) -> list[tuple[DOMNode, Any]]:
@@ -56,24 +60,28 @@ def _chain(screen: Screen[Any], extra: Iterable[DOMNode] = ()) -> list[tuple[DOM
     return chain
 
 
-def binding_entries(screen: Screen[Any], extra: Iterable[DOMNode] = (), *, include_disabled: bool = False
-                    ) -> list[BindingEntry]:
+def binding_entries(screen: Screen[Any], extra: Iterable[DOMNode] = (), *, include_disabled: bool = False,
+                    shadow: bool = True) -> list[BindingEntry]:
     """Bindings with an id reachable from ``screen`` now (focused widget first), grouped.
 
-    A key bound in two places is listed where it wins (the first in the chain). ``extra``
-    adds widgets that are not focused (e.g. the table while the trace pane has focus).
+    With ``shadow`` a key bound in two places is listed only where it wins (the first in
+    the chain), as help must say what a key does. ``extra`` adds widgets that are not
+    focused (e.g. the table while the trace pane has focus); the palette uses it with
+    ``shadow=False``, as a command runs its action directly, whatever the keys.
     """
     app = screen.app
     entries: dict[tuple[int, str], BindingEntry] = {}
-    taken: set[str] = set()
+    taken: set[str] = set()  # keys an earlier namespace already answers
     for node, bindings in _chain(screen, extra):
+        claimed: set[str] = set()
         for key, binding in bindings:
-            if not binding.id or not binding.description:
-                continue
-            if key in taken and (id(node), binding.id) not in entries:
+            if shadow and key in taken:
                 continue
             state = app._check_action_state(binding.action, node)  # noqa: SLF001
             if state is False and not include_disabled:
+                continue  # a disabled binding lets the key fall through to the next namespace
+            claimed.add(key)
+            if not binding.id or not binding.description:
                 continue
             display = app.get_key_display(Binding(key, binding.action, key_display=binding.key_display))
             entry = entries.get((id(node), binding.id))
@@ -84,7 +92,7 @@ def binding_entries(screen: Screen[Any], extra: Iterable[DOMNode] = (), *, inclu
                 )
             elif display not in entry.keys:
                 entry.keys.append(display)
-            taken.add(key)
+        taken |= claimed
     return list(entries.values())
 
 
@@ -100,7 +108,7 @@ class BindingCommands(Provider):
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         out: list[tuple[str, Callable[[], Any], str]] = []
-        for e in binding_entries(self.screen, self.extra_nodes()):
+        for e in binding_entries(self.screen, self.extra_nodes(), shadow=False):
             if e.binding_id.startswith(("table.cursor", "tree.", "timeline.cursor", "thread.", "list.cursor")):
                 continue  # moving the cursor is not a command
             out.append((f"{e.group}: {e.description}", partial(e.namespace.run_action, e.action),

@@ -19,7 +19,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from evaltui.config import ColumnSettings
-from evaltui.store import load_experiments, load_span, load_span_rows, load_trace_rows, load_trace_spans
+from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
+from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.json_text import full_text
@@ -187,22 +188,14 @@ class ExperimentScreen(Screen[None]):
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            total = None
-            exps = load_experiments(store, self.project)
-            hit = exps.filter(pl.col("id") == eid)
-            if hit.height:
-                total = int(hit["traces"][0])
+            total = experiment_version(store, eid)[1]  # a count, cheap
             first = load_trace_rows(store, eid, limit=FIRST_PAGE)
-            if total is not None and total <= first.height:
+            if total <= first.height:
                 self.post_message(self.RowsLoaded("traces", first, total, True))
                 return
             self.post_message(self.RowsLoaded("traces", first, total, False))
-            rest = load_trace_rows(store, eid, offset=first.height, limit=-1)
-            try:
-                frame = pl.concat([first, rest], how="diagonal_relaxed") if rest.height else first
-            except pl.exceptions.PolarsError:
-                # a metadata column typed differently in the two pages: read it in one go
-                frame = load_trace_rows(store, eid)
+            # the whole experiment (served from the store's frame cache when it is current)
+            frame = load_trace_rows(store, eid)
             self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
         except Exception as e:
             self.post_message(self.LoadFailed(f"could not load {row_type} of {self.ref}: {e}"))

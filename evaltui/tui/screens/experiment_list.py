@@ -93,6 +93,7 @@ class ExperimentListScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="experiment-list")
         self.frame: pl.DataFrame | None = None
+        self._select: str | None = None  # an experiment to put the cursor on once loaded
 
     def compose(self) -> ComposeResult:
         yield Static("", id="list-title", classes="title-line")
@@ -198,6 +199,8 @@ class ExperimentListScreen(Screen[None]):
         self._title(f"{projects} project{'s' if projects != 1 else ''} · {n} experiment{'s' if n != 1 else ''}"
                     " · enter opens")
         table.focus()
+        if self._select is not None:
+            self.select_experiment(self._select)
 
     @on(DataTable.RowSelected, "#experiments")
     def open_selected(self, event: DataTable.RowSelected) -> None:
@@ -206,7 +209,8 @@ class ExperimentListScreen(Screen[None]):
             self.app.open_experiment(event.row_key.value)  # type: ignore[attr-defined]
 
     def select_experiment(self, experiment_id: str) -> None:
-        """Put the cursor on an experiment (the one opened last)."""
+        """Put the cursor on an experiment (the one opened last), now or once loaded."""
+        self._select = experiment_id
         table = self.query_one(ExperimentList)
         try:
             row = table.get_row_index(experiment_id)

@@ -30,8 +30,7 @@ def help_table(entries: list[BindingEntry], palette_key: str) -> Table:
                       Text(safe_text(e.binding_id, 40)))
     table.add_row("", "", "")
     table.add_row(Text("Everywhere", "bold underline"), "", "")
-    table.add_row(Text(palette_key), Text("command palette: every action by name"), Text("", "dim"))
-    table.add_row(Text("ctrl+q"), Text("quit"), Text(""))
+    table.add_row(Text(palette_key), Text("Command palette: every action by name"), Text("", "dim"))
     return table
 
 

@@ -108,10 +108,10 @@ class SpanDetail(VerticalScroll, can_focus=False):
                 continue
             if fv.field == "scores":
                 fv.update(self._scores_text(span))
-                fv.border_subtitle = ""
+                fv.border_title = fv.field
             elif fv.field == "metrics":
                 fv.update(render_value(self._metrics_value(span)).text)
-                fv.border_subtitle = ""
+                fv.border_title = fv.field
             else:
                 value = span.record.get(fv.field)
                 rendered = render_value(value, PAINT_LIMIT)
@@ -119,9 +119,10 @@ class SpanDetail(VerticalScroll, can_focus=False):
                 if fv.field == "error":
                     text.stylize("#e06c75")
                 fv.update(text)
-                fv.border_subtitle = (
-                    f"showing {human_size(rendered.painted)} of {human_size(rendered.total)}; e opens all"
-                    if rendered.truncated else ""
+                # said at the top of the box: its bottom is 200 KB further down
+                fv.border_title = (
+                    f"{fv.field} · showing {human_size(rendered.painted)} of {human_size(rendered.total)};"
+                    " e opens all" if rendered.truncated else fv.field
                 )
         self.scroll_home(animate=False)
 
