@@ -454,3 +454,10 @@ def test_nested_transactions_make_a_whole_import_atomic(db: st.Store) -> None:
         eid = st.create_experiment(db, "proj", "imported")
         st.write_spans(db, [span(eid, "a", type="eval")])
     assert st.load_trace_rows(db, eid).height == 1
+
+
+def test_non_ascii_score_and_metadata_names_read_back(db: st.Store) -> None:
+    eid = st.create_experiment(db, "proj", "exp")
+    st.write_spans(db, [span(eid, "r", type="eval", scores={"précision": 0.5}, metadata={"modèle": "m1"})])
+    row = st.load_trace_rows(db, eid).row(0, named=True)
+    assert row["scores.précision"] == 0.5 and row["metadata.modèle"] == "m1"

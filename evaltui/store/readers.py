@@ -62,7 +62,7 @@ TRACE_BASE_COLUMNS = [name for name, _, _ in _TRACE_FIXED]
 
 def _json_path(key: str) -> str:
     # a quoted member name, so keys with dots or spaces address one member
-    return "$." + json.dumps(key)
+    return "$." + json.dumps(key, ensure_ascii=False)  # SQLite does not unescape \uXXXX in labels
 
 
 def _frame(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str, pl.DataType]]) -> pl.DataFrame:
