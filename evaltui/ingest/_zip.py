@@ -8,14 +8,14 @@ from the central directory when there is one, else recovered by scanning local h
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
 from typing import IO
 
-from evaltui.ingest._zstd import ZstdError
-from evaltui.ingest._zstd import decompress as zstd_decompress
+import zstandard
 
 _LOCAL = b"PK\x03\x04"
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
@@ -107,7 +107,8 @@ class ZipReader:
                     raise ZipMemberError("truncated deflate data")
                 return out
             if member.method == 93:
-                return zstd_decompress(raw)
-        except (zlib.error, ZstdError) as e:
+                reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True)
+                return reader.read()
+        except (zlib.error, zstandard.ZstdError) as e:
             raise ZipMemberError(f"corrupt compressed data ({e})") from None
         raise ZipMemberError(f"unsupported zip compression method {member.method}")
