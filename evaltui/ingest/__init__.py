@@ -205,8 +205,12 @@ def _import_one(
         _check_not_empty(path)
         with store.transaction():
             sink = Sink(store, result, options, source=source, progress=progress)
-            module.import_file(path, sink)
-            sink.flush()
+            try:
+                module.import_file(path, sink)
+                sink.close()
+            except BaseException:
+                sink.abandon()
+                raise
     except IngestError as e:
         e.located(path=str(path))
         _fail(result, str(e))

@@ -27,7 +27,7 @@ from evaltui.store import (
     StoreError,
     create_experiment,
     find_experiment,
-    write_spans,
+    SpanWriter,
 )
 
 BATCH_SIZE = 1000
@@ -225,6 +225,8 @@ class Sink:
         self.source = source
         self._progress = progress
         self._buffer: list[dict[str, Any]] = []
+        # batches are validated and encoded in a helper thread while this one parses and writes
+        self._writer = SpanWriter(store)
         self._where: list[str | None] = []
         self._by_id: dict[str, ExperimentResult] = {}
         self._names: set[str] = set()
@@ -330,11 +332,7 @@ class Sink:
             return
         batch, wheres = self._buffer, self._where
         self._buffer, self._where = [], []
-        try:
-            write_spans(self.store, batch)
-        except RecordError as e:
-            raise IngestError(e.problem, where=wheres[e.index] if e.index < len(wheres) else None,
-                              field=e.field) from None
+        self._submit(batch, wheres)
         for rec in batch:
             res = self._by_id.get(rec.get("experiment_id"))
             if res is None:
@@ -342,6 +340,25 @@ class Sink:
             res.spans += 1
             if rec.get("span_id") == (rec.get("root_span_id") or rec.get("span_id")):
                 res.traces += 1
+
+    def _submit(self, batch: list[dict[str, Any]] | None, wheres: list[str | None] | None) -> None:
+        try:
+            if batch is None:
+                self._writer.close()
+            else:
+                self._writer.submit(batch, tag=wheres)
+        except RecordError as e:
+            at = getattr(e, "tag", None) or []
+            raise IngestError(e.problem, where=at[e.index] if e.index < len(at) else None, field=e.field) from None
+
+    def close(self) -> None:
+        """Write everything still buffered or queued (still inside the file's transaction)."""
+        self.flush()
+        self._submit(None, None)
+
+    def abandon(self) -> None:
+        """Stop the writer's helper thread after a failure (the transaction rolls back)."""
+        self._writer.abort()
 
     # -- reporting --------------------------------------------------------------------
 

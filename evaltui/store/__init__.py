@@ -16,6 +16,7 @@ from evaltui.store.readers import (
 )
 from evaltui.store.schema import SCHEMA_VERSION
 from evaltui.store.writers import (
+    SpanWriter,
     create_experiment,
     delete_experiment,
     ensure_project,
@@ -29,6 +30,7 @@ from evaltui.store.writers import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SpanWriter",
     "NotFound",
     "RecordError",
     "SchemaError",

@@ -328,55 +328,97 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
     return len(prepared.recs)
 
 
-def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]) -> int:
-    """Write many batches, each atomically, preparing the next while SQLite writes one.
+class SpanWriter:
+    """Writes batches of span records, preparing the next batch while SQLite writes one.
 
-    Validation, JSON encoding and roll-ups run in this thread; inserts run in a writer
-    thread (sqlite3 releases the GIL while SQLite works), so a big import uses both cores.
-    The first bad batch raises its RecordError; the batches before it stay written.
-    Returns the number of spans written.
+    Validation, JSON encoding and roll-ups run in a helper thread; the SQL runs in the
+    caller's thread (sqlite3 releases the GIL while SQLite works, so the two overlap on two
+    cores). Because the SQL stays in the caller's thread, the writer also works inside an
+    open ``store.transaction()``: an importer wraps a whole file in one, and each batch is
+    then a savepoint of it. A bad batch raises its RecordError from ``submit`` or ``close``
+    with the ``tag`` it was submitted with as ``error.tag``; batches before it stay written.
+
+        with SpanWriter(store) as writer:
+            for batch in batches:
+                writer.submit(batch)
+        writer.written  # spans written
     """
-    specs: dict[str, Any] = {}
-    work: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
-    written = 0
-    failure: list[BaseException] = []
 
-    def writer() -> None:
-        nonlocal written
-        while (item := work.get()) is not None:
-            if failure:
-                continue  # drain: an earlier batch failed
+    def __init__(self, store: Store, depth: int = 2):
+        self.store = store
+        self.written = 0
+        self._depth = depth
+        self._pending = 0
+        self._specs: dict[str, Any] = {}
+        self._todo: queue.Queue[tuple[list[dict[str, Any]], Any] | None] = queue.Queue()
+        self._done: queue.Queue[tuple[_Prepared | BaseException, Any]] = queue.Queue()
+        self._thread = threading.Thread(target=self._prepare_loop, name="evaltui-span-prepare", daemon=True)
+        self._thread.start()
+
+    def _prepare_loop(self) -> None:
+        while (item := self._todo.get()) is not None:
+            records, tag = item
             try:
-                with store.transaction() as conn:
-                    _check_experiments(conn, item)
-                    _write_span_rows(conn, item)
-                written += len(item.recs)
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                failure.append(e)
+                self._done.put((_prepare(records, dict(self._specs)), tag))
+            except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+                self._done.put((e, tag))
 
-    thread = threading.Thread(target=writer, name="evaltui-span-writer", daemon=True)
-    thread.start()
-    try:
+    def submit(self, records: Sequence[dict[str, Any]], tag: Any = None) -> None:
+        """Queue a batch; writes earlier batches once more than ``depth`` are waiting."""
+        records = list(records)
+        if not records:
+            return
+        new = {r.get("experiment_id") for r in records if isinstance(r, dict)} - self._specs.keys()
+        if new:
+            with self.store.lock:
+                self._specs.update(_key_specs(self.store.conn, new))
+        self._todo.put((records, tag))
+        self._pending += 1
+        while self._pending > self._depth:
+            self._write_next()
+
+    def _write_next(self) -> None:
+        prepared, tag = self._done.get()
+        self._pending -= 1
+        if isinstance(prepared, BaseException):
+            prepared.tag = tag  # type: ignore[attr-defined]
+            raise prepared
+        with self.store.transaction() as conn:
+            _check_experiments(conn, prepared)
+            _write_span_rows(conn, prepared)
+        self.written += len(prepared.recs)
+
+    def close(self) -> int:
+        """Write every batch still queued; returns the number of spans written."""
+        try:
+            while self._pending:
+                self._write_next()
+        finally:
+            self.abort()
+        return self.written
+
+    def abort(self) -> None:
+        """Stop without writing what is still queued (after a failure)."""
+        self._todo.put(None)
+        self._thread.join()
+        self._pending = 0
+
+    def __enter__(self) -> SpanWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()  # an earlier batch failed: drop the rest
+
+
+def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]) -> int:
+    """Write many batches, each atomically (see SpanWriter); returns the spans written."""
+    with SpanWriter(store) as writer:
         for records in batches:
-            if failure:
-                break
-            if not records:
-                continue
-            new = {r.get("experiment_id") for r in records if isinstance(r, dict)} - specs.keys()
-            if new:
-                specs.update(_key_specs_of(store, new))
-            work.put(_prepare(records, specs))
-    finally:
-        work.put(None)
-        thread.join()
-    if failure:
-        raise failure[0]
-    return written
-
-
-def _key_specs_of(store: Store, experiment_ids: Iterable[str]) -> dict[str, Any]:
-    with store.lock:
-        return _key_specs(store.conn, experiment_ids)
+            writer.submit(records)
+    return writer.written
 
 
 def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
