@@ -202,6 +202,10 @@ def test_running_then_crashed_then_finished_update_one_experiment(store: Store) 
     assert exp3.id == exp.id and exp3.action == "updated" and not report.files[0].warnings
     assert len(trace_rows(store, exp.ref)) == 6
     assert len(load_experiments(store)) == 1
+    # the finished log's facts replace what the running one said
+    from evaltui.store import find_experiment
+
+    assert find_experiment(store, exp.id)["metadata"]["inspect"]["status"] == "success"
 
 
 def test_reimport_updates_in_place(store: Store) -> None:

@@ -26,8 +26,10 @@ from evaltui.store import (
     Store,
     StoreError,
     create_experiment,
-    find_experiment,
     SpanWriter,
+    create_experiment,
+    find_experiment,
+    update_experiment,
 )
 
 BATCH_SIZE = 1000
@@ -272,6 +274,10 @@ class Sink:
             found = None
         if found is not None:
             res = ExperimentResult(eid, f"{found['project']}/{found['name']}", "updated")
+            # newer facts about the run (a log that was still running the first time)
+            changes = {"description": description, "metadata": metadata, "params": params,
+                       "repo_info": repo_info, "tags": tags}
+            update_experiment(self.store, eid, **{k: v for k, v in changes.items() if v is not None})
             if opts.project and found["project"] != project:
                 self.warn(
                     f"experiment {res.ref} was imported from this file before; it stays in project "

@@ -150,6 +150,31 @@ def create_experiment(
     return eid
 
 
+_EXPERIMENT_JSON_FIELDS = ("metadata", "params", "repo_info", "tags")
+_EXPERIMENT_TEXT_FIELDS = ("description", "base_exp_id", "dataset_id")
+
+
+def update_experiment(store: Store, experiment_id: str, **fields: Any) -> None:
+    """Change an experiment's description, metadata, params, repo_info, tags, base or dataset.
+
+    Only the fields given change (None clears one). Used when a re-import brings newer
+    facts about the run (an Inspect log that was still running the first time).
+    """
+    unknown = set(fields) - {*_EXPERIMENT_JSON_FIELDS, *_EXPERIMENT_TEXT_FIELDS}
+    if unknown:
+        raise StoreError(f"cannot update experiment field(s) {', '.join(sorted(unknown))}")
+    if not fields:
+        return
+    values = [dumps(v) if k in _EXPERIMENT_JSON_FIELDS else v for k, v in fields.items()]
+    with store.transaction() as conn:
+        cur = conn.execute(
+            f"UPDATE experiments SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+            (*values, experiment_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no experiment with id {experiment_id!r}")
+
+
 def delete_experiment(store: Store, experiment_id: str) -> None:
     with store.transaction() as conn:
         for table in ("comments", "events", "experiment_fields", "traces", "spans"):
