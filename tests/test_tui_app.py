@@ -823,6 +823,8 @@ async def test_open_experiment_by_id_and_unknown_ref(db: Path) -> None:
         assert isinstance(app.screen, ExperimentListScreen)
         assert any("no experiment 'support-bot/nope'" in n for n in notes(app))
     assert load_config().config.last_experiment == "support-bot/baseline"
+    async with running(db) as (app, pilot, _):
+        assert _list(app).cursor_row == 2  # the list starts on the experiment opened last
 
 
 async def test_hostile_output_shows_literally(db: Path) -> None:
@@ -1062,22 +1064,23 @@ def _steps(*keys: str) -> Callable[[Any], Awaitable[None]]:
     return run
 
 
+EXP = "support-bot/new-prompt"
+SNAPSHOTS = [
+    ("list", None, ()),
+    ("table-compact", EXP, ()),
+    ("table-tall", EXP, ("D",)),
+    ("spans-compact", EXP, ("t",)),
+    ("spans-tall", EXP, ("t", "D")),
+    ("pane-tree", EXP, ("j", "j", "enter")),
+    ("pane-timeline", EXP, ("j", "j", "enter", "2", "j")),
+    ("pane-thread", EXP, ("j", "j", "enter", "3")),
+    ("columns", EXP, ("C", "j", "space", "j", "p")),
+    ("help", EXP, ("question_mark",)),
+]
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize(
-    ("name", "experiment", "keys"),
-    [
-        ("list", None, ()),
-        ("table-compact", "support-bot/new-prompt", ()),
-        ("table-tall", "support-bot/new-prompt", ("D",)),
-        ("spans-compact", "support-bot/new-prompt", ("t",)),
-        ("spans-tall", "support-bot/new-prompt", ("t", "D")),
-        ("pane-tree", "support-bot/new-prompt", ("j", "j", "enter")),
-        ("pane-timeline", "support-bot/new-prompt", ("j", "j", "enter", "2", "j")),
-        ("pane-thread", "support-bot/new-prompt", ("j", "j", "enter", "3")),
-        ("columns", "support-bot/new-prompt", ("C", "j", "space", "j", "p")),
-        ("help", "support-bot/new-prompt", ("question_mark",)),
-    ],
-)
+@pytest.mark.parametrize(("name", "experiment", "keys"), [pytest.param(*s, id=s[0]) for s in SNAPSHOTS])
 def test_snapshot(snap_compare, snap_dir: Path, name: str, experiment: str | None, keys: tuple[str, ...],
                   size: tuple[int, int]) -> None:
     assert snap_compare(_snap_app("fixture.db", experiment), terminal_size=size, run_before=_steps(*keys))

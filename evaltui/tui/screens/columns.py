@@ -73,9 +73,9 @@ class ColumnsScreen(ModalScreen[None]):
         t = Text(no_wrap=True, overflow="ellipsis", end="")
         t.append("[x] " if spec.visible else "[ ] ", "bold" if spec.visible else "dim")
         t.append("pin " if spec.pinned else "    ", "bold #e5c07b")
-        t.append(safe_text(spec.label, 24).ljust(25), "" if spec.visible else "dim")
-        t.append(safe_text(spec.key, 30).ljust(31), "dim")
-        t.append(f"{spec.width:>3} cells", "dim")
+        t.append(safe_text(spec.label, 20).ljust(21), "" if spec.visible else "dim")
+        t.append(safe_text(spec.key, 24).ljust(25), "dim")
+        t.append(f"width {spec.width:>3}", "dim")
         return t
 
     def _rebuild(self, highlight: int | None = None) -> None:

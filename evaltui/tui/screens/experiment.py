@@ -386,7 +386,6 @@ class ExperimentScreen(Screen[None]):
         self.query_one(ExperimentTable).density = density
         self.app.config.density = density  # type: ignore[attr-defined]
         self.app.save_config()  # type: ignore[attr-defined]
-        self.app.notify(f"Density: {density}", timeout=2)
 
     def action_columns(self) -> None:
         if self.row_type not in self.frames:

@@ -24,8 +24,9 @@ MAX_SCORE_COLUMNS = 8
 EMPTY_HELP = """\
 No experiments in {db} yet. Three ways to get some:
 
-  evaltui demo                  write a demo project (support bot, three experiments) and open it
-  evaltui import FILE...        import results from Braintrust, Inspect, promptfoo, OTel, JSONL or CSV
+  evaltui demo              write a demo project and open it
+  evaltui import FILE...    import results (Braintrust, Inspect, promptfoo,
+                            OTel, JSONL, CSV)
 
   or log them from Python:
 
@@ -199,6 +200,12 @@ class ExperimentListScreen(Screen[None]):
         self._title(f"{projects} project{'s' if projects != 1 else ''} · {n} experiment{'s' if n != 1 else ''}"
                     " · enter opens")
         table.focus()
+        if self._select is None:
+            # start where the user left off last time
+            last = self.app.config.last_experiment  # type: ignore[attr-defined]
+            refs = [f"{p}/{n}" for p, n in zip(frame["project"], frame["name"], strict=True)]
+            if last in refs:
+                self._select = frame["id"][refs.index(last)]
         if self._select is not None:
             self.select_experiment(self._select)
 

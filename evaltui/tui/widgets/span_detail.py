@@ -92,7 +92,7 @@ class SpanDetail(VerticalScroll, can_focus=False):
             return
         t = Text(no_wrap=False, end="")
         t.append(safe_text(span.name, 80), "bold")
-        if span.type:
+        if span.type and span.type != span.name:
             t.append("  " + safe_text(span.type, 20), TYPE_STYLES.get(span.type, "dim"))
         dur = format_duration(span.duration)
         if dur:

@@ -161,10 +161,10 @@ def thread_entries(trace: TraceData) -> list[ThreadEntry]:
             if span.name in announced:
                 announced.remove(span.name)  # the assistant's message already shows the call
             else:
-                text = f"{span.name}({'' if args is None else _content_text(args)})"
+                text = f"{span.name}({'' if args is None else args if isinstance(args, str) else full_text(args)})"
                 entries.append(ThreadEntry("tool call", text, format_duration(span.duration), span.span_id))
             if result is not None:
-                rtext = _content_text(result)
+                rtext = result if isinstance(result, str) else full_text(result)
                 tool_results.add(rtext.strip())
                 entries.append(ThreadEntry("tool", rtext, detail, span.span_id))
             if rec.get("error") is not None:

@@ -70,7 +70,7 @@ class Timeline(ScrollView, can_focus=True):
     def show_trace(self, trace: TraceData, select: str | None = None) -> None:
         self.trace = trace
         self.spans = list(trace.spans)
-        self.virtual_size = Size(self.size.width, len(self.spans) + 1)
+        self.virtual_size = Size(0, len(self.spans) + 1)  # no horizontal scrolling
         idx = next((i for i, s in enumerate(self.spans) if s.span_id == select), 0)
         self.set_reactive(Timeline.cursor, idx)
         self._scroll_cursor_into_view()
@@ -110,10 +110,10 @@ class Timeline(ScrollView, can_focus=True):
         self.refresh()
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.spans) + 1)
+        self.virtual_size = Size(0, len(self.spans) + 1)  # no horizontal scrolling
 
     def _scroll_cursor_into_view(self) -> None:
-        body = max(self.size.height - 1, 1)
+        body = max(self.scrollable_content_region.height - 1, 1)
         if self.cursor < self.scroll_y:
             self.scroll_to(y=self.cursor, animate=False, immediate=True)
         elif self.cursor >= self.scroll_y + body:
@@ -149,13 +149,15 @@ class Timeline(ScrollView, can_focus=True):
         return format_cost(value)
 
     def _label_cells(self) -> int:
-        return max(12, min(32, self.size.width // 3))
+        return max(12, min(32, self.scrollable_content_region.width // 3))
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width  # without the scrollbar
         label_w = self._label_cells()
         bar_w = max(width - label_w - VALUE_CELLS - 2, 4)
-        axis_style = self.get_component_rich_style("timeline--axis")
+        # only the colours of the component styles: their backgrounds would hide the cursor row
+        axis_style = Style(color=self.get_component_rich_style("timeline--axis").color)
+        label_style = Style(color=self.get_component_rich_style("timeline--label").color)
         if y == 0:
             return self._axis_line(width, label_w, bar_w, axis_style)
         idx = int(self.scroll_y) + y - 1
@@ -167,7 +169,7 @@ class Timeline(ScrollView, can_focus=True):
             base = base + self.get_component_rich_style("timeline--cursor")
         label = ("  " * min(span.depth, 8)) + safe_text(span.name, label_w)
         label = safe_text(label, label_w - 1)
-        segments = [Segment(label.ljust(label_w - 1) + " ", base + self.get_component_rich_style("timeline--label"))]
+        segments = [Segment(label.ljust(label_w - 1) + " ", base + label_style)]
         colour = ERROR_COLOUR if span.has_error else TYPE_COLOURS.get(span.type, OTHER_COLOUR)
         bar_style = base + Style(color=colour)
         measure = self._measure(span)

@@ -36,7 +36,7 @@ def span_label(span: SpanNode) -> Text:
     if span.has_error:
         t.append("✗ ", "bold red")
     t.append(safe_text(span.name, NAME_CELLS), "bold red" if span.has_error else "bold")
-    if span.type:
+    if span.type and span.type != span.name:
         t.append(" " + safe_text(span.type, 12), TYPE_STYLES.get(span.type, "dim"))
     bits = [format_duration(span.duration), format_tokens(span.tokens), format_cost(span.cost)]
     bits = [b for b in bits if b]
