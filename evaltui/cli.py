@@ -28,9 +28,16 @@ _USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADi
 
 
 class UserError(click.ClickException):
-    """A mistake the user can fix; shown as one line, exit status 2."""
+    """A mistake the user can fix; shown as one line, exit status 2.
+
+    ``detail`` lines follow the error line as they are (a bad filter and its caret line).
+    """
 
     exit_code = EXIT_USER_ERROR
+
+    def __init__(self, message: str, detail: Sequence[str] = ()):
+        super().__init__(message)
+        self.detail = list(detail)
 
 
 def _printable(text: Any) -> str:
@@ -54,6 +61,22 @@ def _fail(message: str) -> int:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _filter_error(exc: Any, text: str, option: str = "--filter") -> UserError:
+    """A bad filter as the TUI shows it: the message, then the filter with a caret under the
+    column where it went wrong (control characters shown as one visible character each, so
+    the caret stays in place)."""
+    shown = "".join(c if c.isprintable() else (" " if c == "\t" else "\ufffd") for c in text)
+    caret = exc.caret(shown) if hasattr(exc, "caret") else shown
+    return UserError(f"{option}: {_printable(exc)}", ["  " + line for line in caret.split("\n")])
+
+
+def _existing_db(db_path: Path, what: str) -> Path:
+    """``db_path`` when it exists; else the error a missing ``what`` gets (nothing is created)."""
+    if not db_path.exists():
+        raise UserError(f"no experiment {what!r}: {db_path} does not exist yet; `evaltui ls` lists experiments")
+    return db_path
 
 
 class EvaltuiGroup(click.Group):
@@ -87,6 +110,8 @@ class EvaltuiGroup(click.Group):
             code = _fail((message.rstrip(".") if hint else message) + hint)
         except click.ClickException as e:
             code = _fail(_one_line(e.format_message()))
+            for line in getattr(e, "detail", ()):
+                click.echo(line, err=True)
         except (click.Abort, KeyboardInterrupt):
             click.echo("evaltui: interrupted", err=True)
             code = EXIT_INTERRUPTED
@@ -147,7 +172,8 @@ def cli(ctx: click.Context, db: Path | None) -> None:
     """A keyboard-driven terminal workbench for LLM evaluation experiments.
 
     Run `evaltui` to open the TUI on the default database, `evaltui PATH` to open a
-    database file, or `evaltui demo` to write and open a demo project.
+    database file (or to import a results file or folder and open it), or `evaltui demo`
+    to write and open a demo project.
     """
     ctx.obj = {"db": db}
     if ctx.invoked_subcommand is None:
@@ -170,9 +196,18 @@ def _is_sqlite_file(path: Path) -> bool:
         return False
 
 
-def _open_tui(ctx: click.Context, db_path: Path, *, note: str | None = None) -> None:
-    """Open the TUI on ``db_path``; without a TUI (or a terminal), print `evaltui ls` instead."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+def _interactive() -> bool:
+    """stdin and stdout are a terminal (the TUI can run)."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _open_tui(ctx: click.Context, db_path: Path, *, note: str | None = None, experiment: str | None = None) -> None:
+    """Open the TUI on ``db_path`` (at ``experiment`` when given); without a TUI (or a
+    terminal), print `evaltui ls` instead."""
+    if not _interactive():
         if note:
             click.echo(note, err=True)
         click.echo("(not a terminal: showing `evaltui ls` instead of opening the TUI)", err=True)
@@ -184,31 +219,215 @@ def _open_tui(ctx: click.Context, db_path: Path, *, note: str | None = None) -> 
         click.echo(f"(the TUI could not be loaded: {_one_line(str(e))}; showing `evaltui ls` instead)", err=True)
         _print_ls(db_path, project=None, as_json=False)
         return
-    run_app(db_path)
+    if experiment is None:
+        run_app(db_path)
+    else:
+        run_app(db_path, experiment=experiment)
 
 
-@cli.command("open", short_help="Open the TUI on a database.")
+@cli.command("open", short_help="Open the TUI on a database, or import a file and open it.")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @_db_option
 @click.pass_context
-def open_cmd(ctx: click.Context, path: Path | None, db: Path | None) -> None:
-    """Open the TUI on a database (PATH, or --db, or the default database)."""
+def open_cmd(ctx: click.Context, path: Path | None, db: Path | None) -> int | None:
+    """Open the TUI on a database (PATH, or --db, or the default database).
+
+    A PATH that is not an SQLite database (a results file or a folder of them) is imported
+    into the database (--db, or the default one) first, then opened at the experiment.
+    """
     if path is None:
         _open_tui(ctx, _resolve_db(ctx, db))
-        return
+        return None
     path = path.expanduser()
     if not path.exists():
         commands = ", ".join(c for c in cli.list_commands(ctx) if c != "open")
         raise UserError(f"{path}: no such file, and not a command ({commands})")
     if path.is_file() and _is_sqlite_file(path):
         _open_tui(ctx, path)
-        return
+        return None
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty (not a database)")
-    raise UserError(
-        f"{path}: not an SQLite database; importing files is not available yet "
-        "(`evaltui import` is planned, see README)"
-    )
+    if path.is_file():
+        from evaltui.ingest import SniffError, sniff
+
+        try:
+            sniff(path)
+        except SniffError as e:
+            problem = str(e).removeprefix(f"{path}: ").split("; pass --format")[0]
+            raise UserError(f"{path}: not an SQLite database, nor a file evaltui can import: {problem}") from None
+    db_path = _resolve_db(ctx, db)
+    report = _run_import(db_path, [path], fmt="auto", out_err=True)
+    if not report.ok:
+        return EXIT_USER_ERROR
+    refs = list(dict.fromkeys(e.ref for e in report.experiments))
+    if not refs:
+        raise UserError(f"{path}: nothing to import (no file in a format evaltui knows)")
+    note = f"Imported into {db_path}: " + ", ".join(_printable(r) for r in refs)
+    _open_tui(ctx, db_path, note=note, experiment=refs[0] if len(refs) == 1 else None)
+    return None
+
+
+# -- import --------------------------------------------------------------------------------
+
+IMPORT_FORMATS = ("auto", "braintrust", "inspect", "promptfoo", "otel", "phoenix", "langfuse", "jsonl", "csv")
+# fields a generic JSONL/CSV column can be mapped to (evaltui.ingest.jsonl), besides scores./metadata./metrics.
+_MAP_FIELDS = ("id", "input", "output", "expected", "error", "tags", "name", "created")
+
+
+def _map_target_ok(name: str) -> bool:
+    group, dot, rest = name.partition(".")
+    return name in _MAP_FIELDS or (bool(dot) and bool(rest) and group in ("scores", "metadata", "metrics"))
+
+
+def _parse_mapping(items: Sequence[str]) -> dict[str, str] | None:
+    """``--map SRC=DST`` options as the importers' mapping {evaltui field: source column}."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        src, eq, dst = item.partition("=")
+        src, dst = src.strip(), dst.strip()
+        if not eq or not src or not dst:
+            raise UserError(f"--map {item!r}: expected SRC=DST (a source column, then an evaltui field)")
+        if not _map_target_ok(dst):
+            hint = f"; did you mean --map {dst}={src}?" if _map_target_ok(src) else ""
+            raise UserError(
+                f"--map {item!r}: {dst!r} is not an evaltui field (one of {', '.join(_MAP_FIELDS)},"
+                f" scores.NAME, metadata.KEY, metrics.NAME){hint}"
+            )
+        if dst in mapping:
+            raise UserError(f"--map: {dst!r} is mapped twice")
+        mapping[dst] = src
+    return mapping or None
+
+
+class _ProgressLine:
+    """A one-line progress display on stderr (a terminal only), redrawn at most 10 times a second."""
+
+    def __init__(self) -> None:
+        import shutil
+        import time
+
+        self._clock = time.monotonic
+        self._last = 0.0
+        self._width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
+        self.shown = False
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        now = self._clock()
+        if now - self._last < 0.1 and done < total:
+            return
+        self._last = now
+        frac = min(1.0, done / total) if total else 1.0
+        bar_w = 20
+        fill = int(frac * bar_w)
+        text = f"importing [{'#' * fill}{'.' * (bar_w - fill)}] {frac * 100:3.0f}%  {_printable(label)}"
+        if len(text) > self._width:
+            text = text[: self._width - 1] + "…"
+        click.echo("\r" + text.ljust(self._width), err=True, nl=False)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r" + " " * self._width + "\r", err=True, nl=False)
+            self.shown = False
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _run_import(
+    db_path: Path,
+    paths: Sequence[Path | str],
+    *,
+    fmt: str,
+    project: str | None = None,
+    experiment: str | None = None,
+    mapping: dict[str, str] | None = None,
+    as_json: bool = False,
+    out_err: bool = False,
+) -> Any:
+    """Import ``paths`` into ``db_path`` and report file by file; returns the ImportReport.
+
+    What was written goes to stdout (stderr with ``out_err``, when stdout is for something
+    else); a file that failed is reported on stderr, naming the file and the place.
+    """
+    from evaltui.ingest import import_paths
+    from evaltui.store import Store
+
+    progress = _ProgressLine() if _stderr_is_tty() else None
+    try:
+        with Store(db_path) as store:
+            report = import_paths(
+                store, paths, format=fmt, project=project, experiment=experiment, mapping=mapping, progress=progress
+            )
+    finally:
+        if progress is not None:
+            progress.clear()
+    if as_json:
+        click.echo(json.dumps({"db": str(db_path), **report.to_dict()}, indent=2, ensure_ascii=False))
+    for f in report.files:
+        if f.skipped:
+            click.echo(f"evaltui: skipped {_printable(f.error or f.path)}", err=True)
+        elif f.error:
+            click.echo(f"evaltui: error: {_printable(_one_line(f.error))}", err=True)
+        elif not as_json:
+            for e in f.experiments:
+                click.echo(
+                    f"{e.action} {_printable(e.ref)}: {e.traces} traces, {e.spans} spans"
+                    f"  ({f.format}: {_printable(f.path)})",
+                    err=out_err,
+                )
+            if not f.experiments:
+                click.echo(f"empty {_printable(f.path)}: nothing to import ({f.format})", err=out_err)
+            for w in f.warnings:
+                click.echo(f"  warning: {_printable(_one_line(w))}", err=out_err)
+    return report
+
+
+@cli.command("import", short_help="Import results files (Braintrust, Inspect, promptfoo, OTel, ...).")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), default="auto", show_default=True,
+              help="Format of the files (auto: sniffed per file).")
+@click.option("--project", metavar="P", help="Import into this project (default: from the source).")
+@click.option("--experiment", metavar="E", help="Name of the experiment (default: from the source).")
+@click.option("--map", "maps", multiple=True, metavar="SRC=DST",
+              help="JSONL/CSV: read the evaltui field DST (input, expected, scores.acc, ...) from column SRC."
+                   " Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@_db_option
+@click.pass_context
+def import_cmd(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    fmt: str,
+    project: str | None,
+    experiment: str | None,
+    maps: tuple[str, ...],
+    as_json: bool,
+    db: Path | None,
+) -> int:
+    """Import results files, folders or globs into the database.
+
+    Each file is imported atomically: a broken file writes nothing (it is reported with the
+    line or record where it broke) and the other files still import; the exit status is
+    then 2. Re-importing a file updates its experiment, never duplicates it.
+    """
+    mapping = _parse_mapping(maps)
+    db_path = _resolve_db(ctx, db)
+    report = _run_import(db_path, list(paths), fmt=fmt, project=project, experiment=experiment, mapping=mapping,
+                         as_json=as_json)
+    if not as_json:
+        failed = len(report.errors)
+        n_files = sum(1 for f in report.files if not f.skipped and not f.error)
+        summary = f"{n_files} file{'s' if n_files != 1 else ''} imported into {db_path}: {report.traces} traces"
+        summary += f", {report.spans} spans"
+        if failed:
+            summary += f"; {failed} file{'s' if failed != 1 else ''} failed"
+        click.echo(summary, err=True)
+    return 0 if report.ok else EXIT_USER_ERROR
 
 
 # -- ls ------------------------------------------------------------------------------------
@@ -228,21 +447,33 @@ def _local_time(iso: str | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M")
 
 
-def ls_rows(db_path: Path, project: str | None = None) -> list[dict[str, Any]]:
+def ls_rows(db_path: Path, project: str | None = None, filter_text: str | None = None) -> list[dict[str, Any]]:
     """Experiments as plain dicts, projects with the newest experiment first, then newest first.
 
-    A database file that does not exist yet has no experiments (and is not created).
+    A database file that does not exist yet has no experiments (and is not created). With
+    ``filter_text``, each row gets ``matching``: how many of its traces match the filter
+    (None where the filter names a score or key the experiment does not have).
     """
+    if filter_text is not None and filter_text.strip():
+        from evaltui.query.filter import FilterError, parse_filter
+
+        try:
+            parse_filter(filter_text)  # syntax errors before anything else
+        except FilterError as e:
+            raise _filter_error(e, filter_text) from None
     if not db_path.exists():
         if project:
             raise UserError(f"no project {project!r}: {db_path} does not exist yet")
         return []
     from evaltui.store import Store, load_experiments, load_projects
 
+    matching: dict[str, int | None] = {}
     with Store(db_path) as store:
         if project and project not in load_projects(store)["name"].to_list():
             raise UserError(f"no project {project!r} in {db_path}; `evaltui ls` lists them")
         frame = load_experiments(store, project)
+        if filter_text is not None:
+            matching = _count_matching_all(store, frame["id"].to_list(), filter_text)
     rows = []
     for r in frame.iter_rows(named=True):
         rows.append(
@@ -261,6 +492,8 @@ def ls_rows(db_path: Path, project: str | None = None) -> list[dict[str, Any]]:
                 "scores": json.loads(r["score_means"] or "{}"),
             }
         )
+        if filter_text is not None:
+            rows[-1]["matching"] = matching.get(r["id"])
     newest: dict[str, str] = {}
     for r in rows:
         newest[r["project"]] = max(newest.get(r["project"], ""), r["created"] or "")
@@ -268,6 +501,24 @@ def ls_rows(db_path: Path, project: str | None = None) -> list[dict[str, Any]]:
     rows.sort(key=lambda r: (r["created"] or "", r["name"]), reverse=True)
     rows.sort(key=lambda r: newest[r["project"]], reverse=True)
     return rows
+
+
+def _count_matching_all(store: Any, experiment_ids: list[str], text: str) -> dict[str, int | None]:
+    """count_matching per experiment; None where the filter does not apply to an experiment
+    (a score it lacks). When it applies to none, its first error is the user's error."""
+    from evaltui.query.filter import FilterError, count_matching
+
+    out: dict[str, int | None] = {}
+    first: FilterError | None = None
+    for eid in experiment_ids:
+        try:
+            out[eid] = count_matching(store, eid, text)
+        except FilterError as e:
+            out[eid] = None
+            first = first or e
+    if first is not None and all(v is None for v in out.values()):
+        raise _filter_error(first, text)
+    return out
 
 
 def _clip(text: str, width: int) -> str:
@@ -297,6 +548,9 @@ def format_ls(rows: list[dict[str, Any]], width: int = 80) -> str:
             score_names += [s for s in e["scores"] if s not in score_names]
         fixed = [("experiment", name_w, "<"), ("created", 16, "<"), ("traces", 6, ">"), ("errors", 6, ">"),
                  ("scorer err", 10, ">")]
+        with_matching = any("matching" in e for e in exps)
+        if with_matching:
+            fixed.insert(3, ("matching", 8, ">"))
         score_cols = [(_printable(s), max(len(_printable(s)), 5), ">") for s in score_names]
         gap = "  "
         fixed_w = 2 + sum(w for _, w, _ in fixed) + len(gap) * (len(fixed) - 1)
@@ -311,6 +565,8 @@ def format_ls(rows: list[dict[str, Any]], width: int = 80) -> str:
                 str(e["errors"]),
                 str(e["scorer_errors"]),
             ]
+            if with_matching:
+                cells.insert(3, "—" if e.get("matching") is None else str(e["matching"]))
             if inline:
                 cells += [_fmt_score(e["scores"].get(s)) for s in score_names]
             lines.append("  " + gap.join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, cols, strict=True)).rstrip())
@@ -333,8 +589,8 @@ def _wrap_scores(scores: dict[str, Any], width: int, indent: str) -> list[str]:
     return out
 
 
-def _print_ls(db_path: Path, project: str | None, as_json: bool) -> None:
-    rows = ls_rows(db_path, project)
+def _print_ls(db_path: Path, project: str | None, as_json: bool, filter_text: str | None = None) -> None:
+    rows = ls_rows(db_path, project, filter_text)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -350,12 +606,167 @@ def _print_ls(db_path: Path, project: str | None, as_json: bool) -> None:
 
 @cli.command("ls", short_help="Projects and experiments with trace counts and score means.")
 @click.option("--project", "-p", metavar="P", help="Only this project.")
+@click.option("--filter", "filter_text", metavar="EXPR",
+              help="Also count each experiment's traces matching EXPR (the filter language).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list of experiments.")
 @_db_option
 @click.pass_context
-def ls_cmd(ctx: click.Context, project: str | None, as_json: bool, db: Path | None) -> None:
-    """Projects and experiments (newest first) with trace counts, errors and score means."""
-    _print_ls(_resolve_db(ctx, db), project, as_json)
+def ls_cmd(ctx: click.Context, project: str | None, filter_text: str | None, as_json: bool, db: Path | None) -> None:
+    """Projects and experiments (newest first) with trace counts, errors and score means.
+
+    With --filter, a "matching" column counts the traces that match (— where the filter
+    names a score or key the experiment does not have).
+    """
+    _print_ls(_resolve_db(ctx, db), project, as_json, filter_text)
+
+
+# -- export --------------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
+
+
+def _export_format(fmt: str | None, output: Path | None) -> str:
+    """--format, else what -o's extension says, else JSONL."""
+    if fmt is not None:
+        return fmt
+    if output is None:
+        return "jsonl"
+    from evaltui.query.export import EXTENSIONS, format_for_path
+
+    found = format_for_path(output)
+    if found is None:
+        known = ", ".join(EXTENSIONS)
+        raise UserError(f"-o {output}: cannot tell the format from the file name (one of {known}); pass --format")
+    return found
+
+
+@cli.command("export", short_help="Write the rows of one experiment as CSV, JSON, JSONL or Parquet.")
+@click.argument("experiment", metavar="EXP")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="Output format (default: from -o's extension, else jsonl).")
+@click.option("--filter", "filter_text", metavar="EXPR", help="Only rows matching EXPR (the filter language).")
+@click.option("--all-fields", is_flag=True,
+              help="Every span field, span records as stored (JSONL re-imports with --format braintrust).")
+@click.option("--rows", type=click.Choice(["traces", "spans"]), default="traces", show_default=True,
+              help="One row per trace, or per span (also what --filter selects).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write to FILE (atomically) instead of stdout.")
+@_db_option
+@click.pass_context
+def export_cmd(
+    ctx: click.Context,
+    experiment: str,
+    fmt: str | None,
+    filter_text: str | None,
+    all_fields: bool,
+    rows: str,
+    output: Path | None,
+    db: Path | None,
+) -> None:
+    """Write every row of experiment EXP (project/experiment or id) to stdout or -o FILE.
+
+    Trace rows carry input, output, expected, scores.*, metrics.*, metadata.*, tags, the
+    review fields, error and ids; JSON/JSONL keep nested objects, CSV/Parquet flatten them.
+    """
+    from evaltui.query.export import plan_export, write_atomically, write_export
+    from evaltui.query.filter import FilterError
+    from evaltui.store import Store, find_experiment
+
+    fmt = _export_format(fmt, output)
+    if output is None and fmt == "parquet" and _stdout_is_tty():
+        raise UserError("Parquet is binary: write it to a file with -o FILE (or redirect stdout)")
+    db_path = _existing_db(_resolve_db(ctx, db), experiment)
+    with Store(db_path) as store:
+        exp = find_experiment(store, experiment)
+        try:
+            plan = plan_export(store, exp["id"], rows=rows, all_fields=all_fields, filter_text=filter_text)
+        except FilterError as e:
+            raise _filter_error(e, filter_text or "") from None
+        if output is None:
+            sys.stdout.flush()
+            stream = sys.stdout.buffer
+            write_export(store, plan, stream, fmt)
+            stream.flush()
+            return
+        n = write_atomically(output.expanduser(), lambda f: write_export(store, plan, f, fmt))
+    what = ("span" if all_fields or rows == "spans" else "trace") + ("" if n == 1 else "s")
+    click.echo(f"Wrote {n} {what} of {_printable(exp['project'])}/{_printable(exp['name'])} to {output} ({fmt})",
+               err=True)
+
+
+def _stdout_is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- summary -------------------------------------------------------------------------------
+
+
+@cli.command("summary", short_help="Scores and metrics compared with a baseline; for CI.")
+@click.argument("experiment", metavar="EXP")
+@click.option("--compare", "base", metavar="BASE",
+              help="Baseline experiment (default: the experiment's base, the project's baseline, or the previous one).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--fail-on-regression", "gates", multiple=True, is_flag=False, flag_value="*",
+              metavar="[SCORE[:MIN_DROP]]",
+              help="Exit 1 when SCORE's mean drops by more than MIN_DROP (0.05, or 5pp); without SCORE,"
+                   " when any score's mean drops. Repeatable.")
+@_db_option
+@click.pass_context
+def summary_cmd(
+    ctx: click.Context, experiment: str, base: str | None, fmt: str, gates: tuple[str, ...], db: Path | None
+) -> int:
+    """Summarize experiment EXP: each score's and metric's mean, the baseline's mean, the
+    diff, and improvements / regressions over the rows matched with the baseline.
+
+    Exit status 1 when a --fail-on-regression check fails, 2 on errors, else 0 (also when
+    there is no baseline to compare with: the experiment's own summary is printed).
+    """
+    from evaltui.query import export as ex
+
+    try:
+        parsed = [ex.parse_gate(g) for g in gates]
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    from evaltui.query.compare import summarize, summary_text
+    from evaltui.store import Store
+
+    db_path = _existing_db(_resolve_db(ctx, db), experiment)
+    with Store(db_path) as store:
+        summary = summarize(store, experiment, base)
+    try:
+        failures = ex.regression_failures(summary, parsed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    compared = summary["base_experiment"] is not None
+    if fmt == "json":
+        doc = {**summary, "compared": compared}
+        if parsed:
+            doc["regression_check"] = {
+                "checked": compared,
+                "gates": [{"score": g.score, "min_drop": g.min_drop} for g in parsed],
+                "failed": bool(failures),
+                "failures": failures,
+            }
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(ex.summary_markdown(summary, failures, parsed), nl=False)
+    else:
+        text = _printable_lines(summary_text(summary))
+        if not compared:
+            text += "\nNo baseline to compare with: this is the experiment's own summary."
+        click.echo(text)
+    if parsed and not compared:
+        click.echo("evaltui: note: no baseline to compare with; --fail-on-regression checked nothing", err=True)
+    for f in failures:
+        click.echo(f"evaltui: regression: {_printable(ex.failure_text(f))}", err=True)
+    return 1 if failures else 0
+
+
+def _printable_lines(text: str) -> str:
+    return "\n".join(_printable(line) for line in text.split("\n"))
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_version():
 def test_help_lists_commands():
     r = run("--help")
     assert r.exit_code == 0
-    for name in ("ls", "demo", "bench", "open"):
+    for name in ("ls", "demo", "bench", "open", "import", "export", "summary"):
         assert name in r.output
 
 
@@ -152,7 +152,7 @@ def _evaltui(*args: str, env_db: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "EVALTUI_DB": str(env_db)}
     return subprocess.run(
         [sys.executable, "-c", "from evaltui.cli import main; main()", *args],
-        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL, check=False,
     )
 
 
@@ -200,7 +200,7 @@ def test_unknown_experiment_is_exit_2(tmp_path):
         f"    find_experiment(Store({str(db)!r}), 'bot/nope')\n"
         "cli.main(args=['probe'], prog_name='evaltui')\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 2
     assert p.stderr.startswith("evaltui: error: no experiment 'bot/nope'")
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
@@ -247,3 +247,29 @@ def test_importing_cli_is_light():
     code = "import sys, evaltui.cli; print(sorted(m for m in ('polars', 'textual', 'evaltui.store') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_import_shows_progress_on_a_terminal(tmp_path, monkeypatch):
+    import evaltui.cli as cli_mod
+
+    monkeypatch.setattr(cli_mod, "_stderr_is_tty", lambda: True)
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps({"input": i, "output": i}) + "\n" for i in range(5)))
+    r = CliRunner().invoke(cli, ["import", str(src), "--db", str(tmp_path / "p.db")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "\rimporting [####################] 100%" in r.stderr
+    assert "created imports/rows: 5 traces" in r.stdout
+    # without a terminal: no progress line
+    monkeypatch.setattr(cli_mod, "_stderr_is_tty", lambda: False)
+    r = CliRunner().invoke(cli, ["import", str(src), "--db", str(tmp_path / "p.db")], catch_exceptions=False)
+    assert "importing [" not in r.stderr and "\r" not in r.stderr
+
+
+def test_open_a_folder_with_nothing_to_import(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# not results\n")
+    p = _evaltui(str(folder), env_db=tmp_path / "d.db")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("evaltui: error: ")
+    assert "nothing to import" in p.stderr
