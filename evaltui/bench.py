@@ -232,6 +232,7 @@ def bench_store(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure
     figures.append(Figure("span rows (warm cache)", span_cached, "ms", "", "median of 3"))
 
     trace_ms = _median_ms(lambda: st.load_trace_spans(store, eid, big_root), 5)
+    _STATE.update(db=str(db_path), experiment=eid, big_root=big_root)
     figures.append(Figure("one 1,000-span trace", trace_ms, "ms", "", "all fields, median of 5"))
     store.close()
     size = sum(p.stat().st_size for p in workdir.glob("bench.db*"))
@@ -239,7 +240,44 @@ def bench_store(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure
     return figures
 
 
-BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [bench_store]
+# what bench_store leaves for the later benchmarks (the database and its big trace)
+_STATE: dict[str, str] = {}
+
+
+def _run_tui(*args: str) -> dict:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "evaltui.bench_tui", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "EVALTUI_CONFIG": os.devnull + ".toml"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"evaltui.bench_tui {args[0]} failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -> list[Figure]:
+    """The TUI in fresh processes: first paint, cursor CPU, opening a 1,000-span trace, RSS (issue 3)."""
+    empty = [_run_tui("empty") for _ in range(runs)]
+    app = [_run_tui("evaltui", _STATE["db"], _STATE["experiment"], _STATE["big_root"]) for _ in range(runs)]
+
+    def med(runs_: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs_)
+
+    e_first, a_first = med(empty, "first_paint_s") * 1000, med(app, "first_paint_s") * 1000
+    e_cpu, a_cpu = med(empty, "moves_cpu_s") * 1000, med(app, "moves_cpu_s") * 1000
+    rows = app[0]["rows"]
+    return [
+        Figure("TUI first painted table", a_first, "ms", "<= 500",
+               f"fresh process to first rows painted, 160x48, median of {runs}; empty Textual app {e_first:.0f} ms"),
+        Figure("TUI all rows loaded", med(app, "all_rows_s") * 1000, "ms", "", f"{rows:,} rows in the table"),
+        Figure("TUI 50 moves + jump to last (CPU)", a_cpu, "ms", f"<= {e_cpu * 1.5:.0f}",
+               f"empty Textual app, same keys: {e_cpu:.0f} ms (target = empty + 50%); ratio {a_cpu / e_cpu:.2f}"),
+        Figure("TUI open a 1,000-span trace", med(app, "open_trace_ms"), "ms", "<= 100",
+               f"{app[0]['trace_spans']} spans, load + tree painted"),
+        Figure("TUI RSS", med(app, "rss_mb"), "MB", "<= 300", f"empty Textual app {med(empty, 'rss_mb'):.0f} MB"),
+    ]
+
+
+BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [bench_store, bench_tui]
 
 
 def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False) -> list[Figure]:

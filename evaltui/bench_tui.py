@@ -1,0 +1,98 @@
+"""TUI timings for ``evaltui bench``, each measured in a fresh process (issue 3).
+
+Run as ``python -m evaltui.bench_tui MODE DB EXPERIMENT ROOT`` by evaltui.bench; prints one
+JSON object. MODE ``empty`` measures an empty Textual app the same way, as the baseline.
+Times are from the process's creation (interpreter start and imports included) to the
+moment the first rows are painted, headless, at 160x48.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+MOVES = 50
+SIZE = (160, 48)
+
+
+def _since_start() -> float:
+    return time.time() - psutil.Process().create_time()
+
+
+async def _press_moves(pilot) -> float:
+    """CPU seconds for 50 cursor moves down and a jump to the last row."""
+    await pilot.pause()
+    c0 = time.process_time()
+    for _ in range(MOVES):
+        await pilot.press("j")
+    await pilot.press("G")
+    await pilot.pause()
+    return time.process_time() - c0
+
+
+async def _empty() -> dict:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Empty(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static("empty")
+
+    app = Empty()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        first = _since_start()
+        cpu = await _press_moves(pilot)
+    return {"first_paint_s": first, "moves_cpu_s": cpu, "rss_mb": psutil.Process().memory_info().rss / 1e6}
+
+
+async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
+    from evaltui.tui.app import EvalTUI
+    from evaltui.tui.widgets.experiment_table import ExperimentTable
+    from evaltui.tui.widgets.trace_pane import TracePane
+
+    config = Path(tempfile.mkdtemp()) / "config.toml"
+    app = EvalTUI(db, experiment=experiment, config_path=config)
+    out: dict = {}
+    async with app.run_test(size=SIZE) as pilot:
+        while True:
+            tables = app.screen.query(ExperimentTable)
+            if tables and tables.first().row_count > 0:
+                break
+            await asyncio.sleep(0.005)
+        await pilot.pause()  # let the first page paint
+        out["first_paint_s"] = _since_start()
+        screen = app.screen
+        while not screen.complete.get("traces"):
+            await asyncio.sleep(0.005)
+        await pilot.pause()
+        out["all_rows_s"] = _since_start()
+        out["rows"] = tables.first().row_count
+        out["moves_cpu_s"] = await _press_moves(pilot)
+        pane = screen.query_one(TracePane)
+        t0 = time.perf_counter()
+        screen.open_trace(big_root)
+        while pane.trace is None or pane.trace.root_span_id != big_root:
+            await asyncio.sleep(0.002)
+        await pilot.pause()
+        out["open_trace_ms"] = (time.perf_counter() - t0) * 1000
+        out["trace_spans"] = len(pane.trace.spans)
+    out["rss_mb"] = psutil.Process().memory_info().rss / 1e6
+    return out
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[0]
+    result = asyncio.run(_empty() if mode == "empty" else _evaltui(argv[1], argv[2], argv[3]))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
