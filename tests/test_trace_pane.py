@@ -339,3 +339,24 @@ async def test_timeline_scrolls_with_many_spans() -> None:
         assert tl.cursor == 100 and tl.scroll_y > 0
         assert "s99" in tl.render_line(tl.size.height - 1).text  # the cursor row is on screen
         assert tl.render_line(0).text.startswith("time")  # the axis stays on top
+
+
+async def test_thread_of_a_huge_conversation_is_capped() -> None:
+    from evaltui.tui.widgets import thread_view
+
+    nodes = [node("r", None, type="eval", start=0.0, end=1.0)]
+    nodes += [node(f"l{i}", "r", type="llm", start=i / 1000, input=[{"role": "user", "content": f"q{i}"}],
+                   output=f"a{i}") for i in range(thread_view.ENTRY_LIMIT)]
+    trace = TraceData.from_nodes("e", "r", nodes)
+
+    class ThreadApp(App):
+        def compose(self) -> ComposeResult:
+            yield ThreadView()
+
+    app = ThreadApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(ThreadView)
+        view.show_trace(trace)
+        await pilot.pause()
+        assert len(view.children) == thread_view.ENTRY_LIMIT + 1
+        assert "more messages not shown" in str(view.children[-1].render())

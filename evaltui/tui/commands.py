@@ -96,6 +96,14 @@ def binding_entries(screen: Screen[Any], extra: Iterable[DOMNode] = (), *, inclu
     return list(entries.values())
 
 
+_MOVES = ("cursor", "first", "last", "page", "scroll", "focus", "top", "bottom")
+
+
+def _is_movement(binding_id: str) -> bool:
+    _, _, name = binding_id.rpartition(".")
+    return binding_id.startswith("tree.") or name.startswith(_MOVES)
+
+
 class BindingCommands(Provider):
     """Every bound action of the screen as a command ("Group: description")."""
 
@@ -109,8 +117,8 @@ class BindingCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         out: list[tuple[str, Callable[[], Any], str]] = []
         for e in binding_entries(self.screen, self.extra_nodes(), shadow=False):
-            if e.binding_id.startswith(("table.cursor", "tree.", "timeline.cursor", "thread.", "list.cursor")):
-                continue  # moving the cursor is not a command
+            if _is_movement(e.binding_id):
+                continue  # moving the cursor is a key, not a command
             out.append((f"{e.group}: {e.description}", partial(e.namespace.run_action, e.action),
                         f"key {e.key_text} · id {e.binding_id}"))
         out.extend(self.extra_commands())

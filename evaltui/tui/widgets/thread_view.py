@@ -24,6 +24,7 @@ from evaltui.tui.widgets.text_safety import safe_text
 from evaltui.tui.widgets.trace_data import TraceData, format_duration
 
 MESSAGE_LIMIT = 20_000  # characters painted per message
+ENTRY_LIMIT = 500  # messages mounted per trace (each is a widget)
 ROLE_STYLES = {
     "system": "bold #e5c07b",
     "developer": "bold #e5c07b",
@@ -252,7 +253,11 @@ class ThreadView(VerticalScroll, can_focus=True):
             self.mount(Static(Text("No LLM calls in this trace (the tree view shows every span).", "dim"),
                               classes="thread-empty"))
             return
-        self.mount_all(
-            Static(entry_text(e), classes=f"thread-msg role-{e.role.replace(' ', '-')}") for e in entries
-        )
+        shown = entries[:ENTRY_LIMIT]
+        widgets = [Static(entry_text(e), classes=f"thread-msg role-{e.role.replace(' ', '-')}") for e in shown]
+        if len(entries) > len(shown):
+            widgets.append(Static(Text(f"… {len(entries) - len(shown):,} more messages not shown "
+                                       f"(showing {len(shown):,} of {len(entries):,}; the tree view has every span)",
+                                       STYLE_NOTE)))
+        self.mount_all(widgets)
         self.scroll_home(animate=False)
