@@ -765,6 +765,37 @@ def summary_cmd(
     return 1 if failures else 0
 
 
+@cli.command("analyze", short_help="Offline insights: what changed, error clusters, low-score patterns.")
+@click.argument("experiment", metavar="EXP")
+@click.option("--compare", "base", metavar="BASE",
+              help="Baseline experiment (default: the experiment's base, the project's baseline, or the previous one).")
+@click.option("--no-compare", is_flag=True, help="Analyze the experiment alone.")
+@click.option("--filter", "filter_text", metavar="EXPR", help="Only rows matching EXPR (the filter language).")
+@click.option("--json", "as_json", is_flag=True, help="Every finding with the ids of its rows, as JSON.")
+@_db_option
+@click.pass_context
+def analyze_cmd(
+    ctx: click.Context, experiment: str, base: str | None, no_compare: bool, filter_text: str | None,
+    as_json: bool, db: Path | None,
+) -> None:
+    """Offline insights into experiment EXP: summary, what changed against the baseline,
+    error clusters, low-score patterns, scorer agreement and trends (no network)."""
+    from evaltui.query.filter import FilterError
+    from evaltui.query.insights import analysis_text, analyze
+    from evaltui.store import Store
+
+    db_path = _existing_db(_resolve_db(ctx, db), experiment)
+    with Store(db_path) as store:
+        try:
+            result = analyze(store, experiment, base_eid=base, filter_text=filter_text, compare=not no_compare)
+        except FilterError as e:
+            raise _filter_error(e, filter_text or "") from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    else:
+        click.echo(_printable_lines(analysis_text(result)))
+
+
 def _printable_lines(text: str) -> str:
     return "\n".join(_printable(line) for line in text.split("\n"))
 
