@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from test_tui_app import HOSTILE, HUGE, build_store
 from textual.app import App, ComposeResult
 
 from evaltui.store import load_trace_spans
@@ -24,7 +25,6 @@ from evaltui.tui.widgets.trace_data import (
 )
 from evaltui.tui.widgets.trace_pane import TracePane
 from evaltui.tui.widgets.trace_tree import TraceTree, span_label
-from test_tui_app import HOSTILE, HUGE, build_store
 
 
 @pytest.fixture(autouse=True)

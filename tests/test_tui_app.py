@@ -34,7 +34,7 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: fixed, so snapshots never change
 
 
 def _iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
 
 QUESTIONS = [
@@ -610,7 +610,7 @@ async def _columns_cursor(app, pilot, clip, key):
 
 @driver("columns.toggle")
 async def _columns_toggle(app, pilot, clip, key):
-    screen, lst = _columns_state(app)
+    _screen, lst = _columns_state(app)
     lst.highlighted = 1  # output
     await pilot.pause()
     await pilot.press(key)
@@ -788,7 +788,7 @@ async def test_every_help_binding_does_what_it_says(db: Path, context: str, bind
 
 
 async def test_experiment_list_newest_first_with_scores(db: Path) -> None:
-    async with running(db) as (app, pilot, _):
+    async with running(db) as (app, _pilot, _):
         text = screen_text(app)
         lines = [ln for ln in text.splitlines() if "support-bot" in ln or "lab" in ln or "baseline" in ln]
         assert "new-prompt" in lines[1] and "baseline" in lines[2]  # newest first within the project
@@ -845,7 +845,7 @@ async def test_hostile_output_shows_literally(db: Path) -> None:
 
 async def test_hostile_text_never_reaches_the_terminal(db: Path) -> None:
     """The bytes written to the terminal hold no ESC[2J / ESC[31m from the data."""
-    async with running(db, "pane-tree") as (app, pilot, _):
+    async with running(db, "pane-tree") as (app, _pilot, _):
         out = io.StringIO()
         console = Console(file=out, width=160, height=48, force_terminal=True, color_system="truecolor")
         console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
@@ -965,7 +965,7 @@ async def test_keymap_from_config_remaps_by_id(db: Path, config_file: Path) -> N
 
 async def test_broken_config_is_reported_in_the_app(db: Path, config_file: Path) -> None:
     config_file.write_text("density = [[[")
-    async with running(db) as (app, pilot, _):
+    async with running(db) as (app, _pilot, _):
         assert any("does not parse" in n and ".broken-" in n for n in notes(app))
         assert app.config.density == "compact"
     assert any(p.name.startswith("config.toml.broken-") for p in config_file.parent.iterdir())
@@ -992,7 +992,7 @@ async def test_command_palette_runs_screen_commands(db: Path) -> None:
 async def test_palette_lists_every_bound_action(db: Path) -> None:
     from evaltui.tui.commands import ExperimentCommands
 
-    async with running(db, "pane-tree") as (app, pilot, _):
+    async with running(db, "pane-tree") as (app, _pilot, _):
         provider = ExperimentCommands(app.screen)
         names = [name for name, _cb, _help in provider._commands()]
         for expected in ("Experiment: Traces/spans", "Experiment: Timeline view", "Trace pane: Copy field",

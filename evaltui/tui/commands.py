@@ -45,13 +45,13 @@ def group_name(node: DOMNode) -> str:
 
 
 def _chain(screen: Screen[Any], extra: Iterable[DOMNode] = ()) -> list[tuple[DOMNode, Any]]:
-    chain = list(screen._modal_binding_chain)  # noqa: SLF001 - the live chain, keymap applied
+    chain = list(screen._modal_binding_chain)
     present = {id(node) for node, _ in chain}
-    keymap = screen.app._keymap  # noqa: SLF001
+    keymap = screen.app._keymap
     for node in extra:
         if id(node) in present or not node.is_attached:
             continue
-        bindings = node._bindings.copy()  # noqa: SLF001
+        bindings = node._bindings.copy()
         if keymap:
             bindings.apply_keymap(keymap)
         # widgets not in the focus chain go before the screen, as if focused
@@ -77,7 +77,7 @@ def binding_entries(screen: Screen[Any], extra: Iterable[DOMNode] = (), *, inclu
         for key, binding in bindings:
             if shadow and key in taken:
                 continue
-            state = app._check_action_state(binding.action, node)  # noqa: SLF001
+            state = app._check_action_state(binding.action, node)
             if state is False and not include_disabled:
                 continue  # a disabled binding lets the key fall through to the next namespace
             claimed.add(key)
@@ -186,5 +186,6 @@ class ExperimentCommands(BindingCommands):
         for density in ("compact", "tall"):
             out.append((f"Density: {density}", partial(screen.set_density, density),  # type: ignore[attr-defined]
                         "rows one line high" if density == "compact" else "rows three lines high"))
-        out.append(("Columns: reset to defaults", screen.reset_columns, "forget this project's column settings"))  # type: ignore[attr-defined]
+        reset = screen.reset_columns  # type: ignore[attr-defined]
+        out.append(("Columns: reset to defaults", reset, "forget this project's column settings"))
         return out

@@ -143,7 +143,8 @@ class ExperimentListScreen(Screen[None]):
         if frame.height == 0:
             table.display = False
             empty.display = True
-            empty.update(Text(EMPTY_HELP.format(db=safe_text(str(self.app.store.path), 200))))  # type: ignore[attr-defined]
+            db = safe_text(str(self.app.store.path), 200)  # type: ignore[attr-defined]
+            empty.update(Text(EMPTY_HELP.format(db=db)))
             self._title("no experiments")
             return
         table.display = True

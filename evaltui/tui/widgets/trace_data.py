@@ -169,7 +169,8 @@ class TraceData:
 
         for r in roots:
             walk(r, 0, False)
-        return cls(experiment_id, root_span_id, ordered, by_id, by_id.get(root_span_id) or (roots[0] if roots else None))
+        root = by_id.get(root_span_id) or (roots[0] if roots else None)
+        return cls(experiment_id, root_span_id, ordered, by_id, root)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -187,7 +188,7 @@ def format_duration(seconds: float | None) -> str:
     return f"{int(m)}m{s:02.0f}s"
 
 
-def format_tokens(tokens: int | float | None) -> str:
+def format_tokens(tokens: float | None) -> str:
     if tokens is None:
         return ""
     if tokens >= 10_000:
