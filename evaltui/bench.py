@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import sqlite3
@@ -56,9 +57,15 @@ def _text(rng: random.Random, size: int) -> str:
     return " ".join(words)[:size]
 
 
-def synthetic_trace(rng: random.Random, experiment_id: str, t: int, spans_per_trace: int, t0: float) -> list[dict]:
-    """One eval trace: root, task, llm/tool children, score spans; payloads 0.2-2 KB per span."""
-    root = f"t{t:07d}"
+def synthetic_trace(rng: random.Random, experiment_id: str, t: int, spans_per_trace: int, t0: float,
+                    score_rng: random.Random | None = None, prefix: str = "t") -> list[dict]:
+    """One eval trace: root, task, llm/tool children, score spans; payloads 0.2-2 KB per span.
+
+    ``score_rng``: when given, the scores come from it (``rng`` still advances the same way),
+    so that two runs with one ``rng`` seed have the same inputs and different scores.
+    ``prefix`` starts the span ids: a second experiment in one database needs its own.
+    """
+    root = f"{prefix}{t:07d}"
     start = t0 + t * 3.0
 
     def payload() -> tuple[str, str]:
@@ -111,19 +118,24 @@ def synthetic_trace(rng: random.Random, experiment_id: str, t: int, spans_per_tr
             span["metrics"].update(prompt_tokens=len(i) // 4, completion_tokens=len(o) // 4,
                                    tokens=(len(i) + len(o)) // 4, estimated_cost=len(o) * 1e-6)
         if typ == "score":
-            span["scores"] = {name: round(rng.random(), 3)}
+            value = rng.random()
+            if score_rng is not None:
+                value = score_rng.random()
+            span["scores"] = {name: round(value, 3)}
         spans.append(span)
     return spans
 
 
 def synthetic_batches(
-    experiment_id: str, traces: int, spans_per_trace: int, batch_spans: int = 2000, seed: int = 1
+    experiment_id: str, traces: int, spans_per_trace: int, batch_spans: int = 2000, seed: int = 1,
+    score_seed: int | None = None, prefix: str = "t",
 ) -> Iterator[list[dict]]:
     rng = random.Random(seed)
+    score_rng = random.Random(score_seed) if score_seed is not None else None
     t0 = 1_750_000_000.0
     batch: list[dict] = []
     for t in range(traces):
-        batch.extend(synthetic_trace(rng, experiment_id, t, spans_per_trace, t0))
+        batch.extend(synthetic_trace(rng, experiment_id, t, spans_per_trace, t0, score_rng, prefix))
         if len(batch) >= batch_spans:
             yield batch
             batch = []
@@ -244,6 +256,254 @@ def bench_store(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure
 _STATE: dict[str, str] = {}
 
 
+def _score_columns(frame: Any) -> list[str]:
+    return [c for c in frame.columns if c.startswith("scores.")]
+
+
+def bench_query(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
+    """Filter, sort, group and search the trace rows (issue 4, data side)."""
+    import polars as pl
+
+    from evaltui import store as st
+    from evaltui.query.filter import filter_frame
+
+    store = st.Store(_STATE["db"])
+    frame = st.load_trace_rows(store, _STATE["experiment"])
+    store.close()
+    scores = _score_columns(frame)
+    repeat = 5
+    note = f"{frame.height:,} trace rows, median of {repeat}; data side only (the repaint is in the TUI figures)"
+    figures: list[Figure] = []
+
+    flt = "scores.score0 < 0.5 and metadata.category = 'billing'" if "scores.score0" in frame.columns \
+        else "metadata.category = 'billing'"
+    n = filter_frame(frame, flt).height
+    figures.append(Figure("filter (score and metadata)", _median_ms(lambda: filter_frame(frame, flt), repeat), "ms",
+                          "<= 100", f"{flt!r}: {n:,} rows; {note}"))
+
+    sort_col = scores[0] if scores else "duration"
+    figures.append(Figure("sort by a score, nulls last",
+                          _median_ms(lambda: frame.sort(sort_col, descending=True, nulls_last=True), repeat), "ms",
+                          "<= 100", f"{sort_col} descending; {note}"))
+
+    group_col = "metadata.category"
+    aggs = [pl.len().alias("count"), *[pl.col(c).mean() for c in scores]]
+    groups = frame.group_by(group_col).agg(aggs).height
+    figures.append(Figure("group by metadata.category",
+                          _median_ms(lambda: frame.group_by(group_col).agg(aggs), repeat), "ms", "<= 100",
+                          f"{groups} groups, count and {len(scores)} score means; {note}"))
+
+    search = "output ilike '%refund%'"
+    n = filter_frame(frame, search).height
+    figures.append(Figure("text search (output ilike)", _median_ms(lambda: filter_frame(frame, search), repeat),
+                          "ms", "<= 100", f"{search!r}: {n:,} rows; {note}"))
+    del frame
+    return figures
+
+
+def _both_frames() -> tuple[Any, Any]:
+    from evaltui import store as st
+
+    store = st.Store(_STATE["db"])
+    try:
+        return st.load_trace_rows(store, _STATE["experiment"]), st.load_trace_rows(store, _STATE["base"])
+    finally:
+        store.close()
+
+
+def bench_compare(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
+    """Compare two experiments with the same inputs and different scores (issue 5)."""
+    from evaltui import store as st
+    from evaltui.query.compare import compare_frames
+
+    store = st.Store(_STATE["db"])
+    base = st.create_experiment(store, "bench", "synthetic-base", source="sdk")
+    t = time.perf_counter()
+    st.write_span_batches(store, synthetic_batches(base, traces, spans_per_trace, score_seed=2, prefix="b"))
+    write_s = time.perf_counter() - t
+    store.close()
+    _STATE["base"] = base
+    this, base_frame = _both_frames()
+    summary = compare_frames(this, base_frame)
+    repeat = 5
+    ms = _median_ms(lambda: compare_frames(this, base_frame), repeat)
+    ups = sum(e["improvements"] or 0 for e in summary["scores"].values())
+    downs = sum(e["regressions"] or 0 for e in summary["scores"].values())
+    del this, base_frame
+    return [Figure("compare two experiments", ms, "ms", "<= 100",
+                   f"{summary['traces']:,} vs {summary['base_traces']:,} traces, {summary['matched']:,} matched, "
+                   f"{len(summary['scores'])} scores' diffs ({ups:,} up, {downs:,} down), median of {repeat}; "
+                   f"second experiment written in {write_s:.1f} s (not timed)")]
+
+
+def bench_insights(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
+    """Insights of an experiment against its baseline (issue 8)."""
+    from evaltui.query.insights import compute_insights
+
+    this, base = _both_frames()
+    t = time.perf_counter()
+    compute_insights(this, base)
+    first = (time.perf_counter() - t) * 1000
+    repeat = 3
+    ms = _median_ms(lambda: compute_insights(this, base), repeat)
+    heights = this.height, base.height
+    del this, base
+    return [Figure("insights (with a baseline)", ms, "ms", "<= 1000",
+                   f"compute_insights on {heights[0]:,} + {heights[1]:,} rows, median of {repeat}; first run {first:.0f} ms")]
+
+
+def bench_review(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
+    """Retrospective scoring and hand review (issue 7)."""
+    from evaltui import store as st
+    from evaltui.sdk.rescore import rescore
+    from evaltui.sdk.scorers import exact_match
+    from evaltui.store import review as rv
+
+    # the baseline experiment, so that the TUI figures see the experiment as bench_store left it
+    eid = _STATE["base"]
+    store = st.Store(_STATE["db"])
+    try:
+        roots = rv.experiment_roots(store, eid)
+        n = min(10_000, len(roots))
+        part = roots[:n]
+        del roots
+        t = time.perf_counter()
+        report = rescore(store, eid, part, [exact_match], user="bench")
+        rescore_s = time.perf_counter() - t
+        figures = [Figure(f"rescore {n:,} traces (exact_match)", rescore_s, "s", "<= 5",
+                          f"{n:,} traces scored and written; {report!s:.120}")]
+
+        project = st.ensure_project(store, "bench")
+        rv.define_human_score(store, project, {"name": "bench_quality", "kind": "continuous"})
+        root = part[0]
+        repeat = 21
+        toggles = []
+        sets = []
+        for i in range(repeat):
+            t = time.perf_counter()
+            rv.toggle_reviewed(store, eid, root, "bench")
+            toggles.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            rv.set_human_score(store, eid, root, "bench_quality", 10 + (i * 37) % 90, "bench")  # a new value each time
+            sets.append((time.perf_counter() - t) * 1000)
+        figures.append(Figure("toggle reviewed (one trace)", statistics.median(toggles), "ms", "",
+                              f"store call, median of {repeat}; the repaint is the TUI's"))
+        figures.append(Figure("set a human score (one trace)", statistics.median(sets), "ms", "",
+                              f"continuous score, store call incl. trace row recompute, median of {repeat}"))
+    finally:
+        store.close()
+    return figures
+
+
+def _write_generic_jsonl(path: Path, rows: int) -> int:
+    rng = random.Random(3)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(rows):
+            out = _text(rng, rng.randint(50, 400))
+            f.write(json.dumps({
+                "id": f"row{i:07d}",
+                "input": _text(rng, rng.randint(50, 400)),
+                "output": out,
+                "expected": out if rng.random() < 0.5 else _text(rng, 60),
+                "scores": {"accuracy": round(rng.random(), 3)},
+                "metadata": {"category": rng.choice(["billing", "shipping", "returns", "account"])},
+                "metrics": {"tokens": rng.randint(10, 2000)},
+            }) + "\n")
+    return path.stat().st_size
+
+
+def _inspect_log(path: Path, samples: int) -> int:
+    """An Inspect JSON log of ``samples`` samples: the fixture's samples replicated with new ids."""
+    fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "inspect" / "simple_qa.json"
+    log = json.loads(fixture.read_text(encoding="utf-8"))
+    templates = log.pop("samples")
+    id_keys = {"id", "uuid", "span_id", "parent_id", "message_id"}
+    patterns = []
+    for sample in templates:
+        ids: set[str] = set()
+
+        def walk(v: Any) -> None:
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    if k in id_keys and isinstance(x, str) and x:
+                        ids.add(x)
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+
+        walk(sample)
+        text = json.dumps(sample)
+        patterns.append((text, re.compile("\"(" + "|".join(re.escape(x) for x in sorted(ids, key=len, reverse=True)) + ")\"")))
+    log["eval"].get("dataset", {}).update(samples=samples, sample_ids=[])
+    head = json.dumps(log)
+    with path.open("w", encoding="utf-8") as f:
+        f.write(head[:-1] + ', "samples": [')
+        for i in range(samples):
+            text, rx = patterns[i % len(patterns)]
+            f.write(("," if i else "") + rx.sub(lambda m, i=i: f'"{m.group(1)}-{i}"', text))
+        f.write("]}")
+    return path.stat().st_size
+
+
+def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
+    """Import a generic JSONL file and an Inspect log into a fresh database (issue 6)."""
+    import threading
+
+    import psutil
+
+    from evaltui import store as st
+    from evaltui.ingest import import_paths
+
+    rows = traces
+    src = workdir / "import.jsonl"
+    size = _write_generic_jsonl(src, rows)
+    proc = psutil.Process()
+    store = st.Store(workdir / "import.db")
+    figures: list[Figure] = []
+    try:
+        def timed_import(path: Path) -> tuple[Any, float, float]:
+            base = proc.memory_info().rss
+            peak = [base]
+            done = threading.Event()
+
+            def sample() -> None:
+                while not done.wait(0.02):
+                    peak[0] = max(peak[0], proc.memory_info().rss)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            t = time.perf_counter()
+            try:
+                report = import_paths(store, [path])
+            finally:
+                elapsed = time.perf_counter() - t
+                done.set()
+                sampler.join()
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            if not report.ok:
+                raise RuntimeError(f"import of {path.name} failed: {report.errors}")
+            return report, elapsed, (peak[0] - base) / 1e6
+
+        report, elapsed, growth = timed_import(src)
+        figures.append(Figure("import generic JSONL", report.spans / elapsed, "spans/s", ">= 30000",
+                              f"{report.traces:,} rows ({size / 1e6:.0f} MB) -> {report.spans:,} spans in "
+                              f"{elapsed:.1f} s; peak RSS growth {growth:.0f} MB"))
+        src.unlink()
+
+        samples = max(1, traces // 10)
+        log = workdir / "inspect-log.json"
+        size = _inspect_log(log, samples)
+        report, elapsed, growth = timed_import(log)
+        figures.append(Figure("import Inspect JSON log", report.spans / elapsed, "spans/s", "",
+                              f"{report.traces:,} samples ({size / 1e6:.0f} MB, the simple_qa fixture replicated) -> "
+                              f"{report.spans:,} spans in {elapsed:.1f} s; peak RSS growth {growth:.0f} MB"))
+        log.unlink()
+    finally:
+        store.close()
+    return figures
+
+
 def _run_tui(*args: str) -> dict:
     import subprocess
 
@@ -277,11 +537,17 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
     ]
 
 
-BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [bench_store, bench_tui]
+BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [
+    bench_store, bench_query, bench_compare, bench_insights, bench_review, bench_import, bench_tui,
+]
 
 
-def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False) -> list[Figure]:
-    """Run every benchmark in a temporary directory and print the figures."""
+def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False,
+              skip_tui: bool = False) -> list[Figure]:
+    """Run every benchmark in a temporary directory and print the figures.
+
+    ``skip_tui``: leave out :func:`bench_tui` (fresh TUI processes, the slow part), for tests.
+    """
     if traces < 1 or spans_per_trace < 1:
         raise ValueError("--traces and --spans-per-trace must be at least 1")
     workdir = Path(tempfile.mkdtemp(prefix="evaltui-bench-"))
@@ -290,6 +556,8 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
     figures: list[Figure] = []
     try:
         for bench in BENCHES:
+            if skip_tui and bench is bench_tui:
+                continue
             if not as_json:
                 print(f"running {bench.__doc__.splitlines()[0] if bench.__doc__ else bench.__name__} ...",
                       file=sys.stderr, flush=True)
