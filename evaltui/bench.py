@@ -297,8 +297,7 @@ def bench_query(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure
     n = filter_frame(frame, search).height
     figures.append(Figure("text search (output ilike)", _median_ms(lambda: filter_frame(frame, search), repeat),
                           "ms", "<= 100", f"{search!r}: {n:,} rows; {note}"))
-    del frame
-    return figures
+    return figures  # the frame goes with this function's locals
 
 
 def _both_frames() -> tuple[Any, Any]:
@@ -329,7 +328,6 @@ def bench_compare(workdir: Path, traces: int, spans_per_trace: int) -> list[Figu
     ms = _median_ms(lambda: compare_frames(this, base_frame), repeat)
     ups = sum(e["improvements"] or 0 for e in summary["scores"].values())
     downs = sum(e["regressions"] or 0 for e in summary["scores"].values())
-    del this, base_frame
     return [Figure("compare two experiments", ms, "ms", "<= 100",
                    f"{summary['traces']:,} vs {summary['base_traces']:,} traces, {summary['matched']:,} matched, "
                    f"{len(summary['scores'])} scores' diffs ({ups:,} up, {downs:,} down), median of {repeat}; "
@@ -347,7 +345,6 @@ def bench_insights(workdir: Path, traces: int, spans_per_trace: int) -> list[Fig
     repeat = 3
     ms = _median_ms(lambda: compute_insights(this, base), repeat)
     heights = this.height, base.height
-    del this, base
     return [Figure("insights (with a baseline)", ms, "ms", "<= 1000",
                    f"compute_insights on {heights[0]:,} + {heights[1]:,} rows, median of {repeat}; first run {first:.0f} ms")]
 
@@ -412,6 +409,19 @@ def _write_generic_jsonl(path: Path, rows: int) -> int:
     return path.stat().st_size
 
 
+def _id_values(value: Any, keys: set[str], out: set[str]) -> set[str]:
+    """Every string under one of ``keys`` anywhere in ``value``."""
+    if isinstance(value, dict):
+        for k, x in value.items():
+            if k in keys and isinstance(x, str) and x:
+                out.add(x)
+            _id_values(x, keys, out)
+    elif isinstance(value, list):
+        for x in value:
+            _id_values(x, keys, out)
+    return out
+
+
 def _inspect_log(path: Path, samples: int) -> int:
     """An Inspect JSON log of ``samples`` samples: the fixture's samples replicated with new ids."""
     fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "inspect" / "simple_qa.json"
@@ -420,19 +430,7 @@ def _inspect_log(path: Path, samples: int) -> int:
     id_keys = {"id", "uuid", "span_id", "parent_id", "message_id"}
     patterns = []
     for sample in templates:
-        ids: set[str] = set()
-
-        def walk(v: Any) -> None:
-            if isinstance(v, dict):
-                for k, x in v.items():
-                    if k in id_keys and isinstance(x, str) and x:
-                        ids.add(x)
-                    walk(x)
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-
-        walk(sample)
+        ids = _id_values(sample, id_keys, set())
         text = json.dumps(sample)
         patterns.append((text, re.compile("\"(" + "|".join(re.escape(x) for x in sorted(ids, key=len, reverse=True)) + ")\"")))
     log["eval"].get("dataset", {}).update(samples=samples, sample_ids=[])
@@ -507,8 +505,8 @@ def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figur
 def _run_tui(*args: str) -> dict:
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "evaltui.bench_tui", *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "EVALTUI_CONFIG": os.devnull + ".toml"})
+    proc = subprocess.run([sys.executable, "-m", "evaltui.bench_tui", *args], check=False, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "EVALTUI_CONFIG": os.devnull + ".toml"})
     if proc.returncode != 0:
         raise RuntimeError(f"evaltui.bench_tui {args[0]} failed: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
