@@ -397,6 +397,8 @@ def _run_import(
               help="JSONL/CSV: read the evaltui field DST (input, expected, scores.acc, ...) from column SRC."
                    " Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option("--watch", is_flag=True,
+              help="Keep watching the folder(s): import new and growing logs as an eval runs (Ctrl+C stops).")
 @_db_option
 @click.pass_context
 def import_cmd(
@@ -407,6 +409,7 @@ def import_cmd(
     experiment: str | None,
     maps: tuple[str, ...],
     as_json: bool,
+    watch: bool,
     db: Path | None,
 ) -> int:
     """Import results files, folders or globs into the database.
@@ -414,9 +417,16 @@ def import_cmd(
     Each file is imported atomically: a broken file writes nothing (it is reported with the
     line or record where it broke) and the other files still import; the exit status is
     then 2. Re-importing a file updates its experiment, never duplicates it.
+
+    With --watch DIR, DIR is polled every second: a file that is new or has changed is
+    (re-)imported once it has been stable for half a second, and reported; a broken file is
+    reported and the watch goes on. Ctrl+C stops it with a summary (exit status 0).
     """
     mapping = _parse_mapping(maps)
     db_path = _resolve_db(ctx, db)
+    if watch:
+        return _watch_import(db_path, list(paths), fmt=fmt, project=project, experiment=experiment,
+                             mapping=mapping, as_json=as_json)
     report = _run_import(db_path, list(paths), fmt=fmt, project=project, experiment=experiment, mapping=mapping,
                          as_json=as_json)
     if not as_json:
@@ -428,6 +438,59 @@ def import_cmd(
             summary += f"; {failed} file{'s' if failed != 1 else ''} failed"
         click.echo(summary, err=True)
     return 0 if report.ok else EXIT_USER_ERROR
+
+
+def _watch_import(
+    db_path: Path,
+    paths: Sequence[str],
+    *,
+    fmt: str,
+    project: str | None,
+    experiment: str | None,
+    mapping: dict[str, str] | None,
+    as_json: bool,
+    interval: float = 1.0,
+    settle: float = 0.5,
+    stop: Any = None,
+) -> int:
+    """`evaltui import --watch`: a thin wrapper over evaltui.ingest.watch.Watcher."""
+    from evaltui.ingest import IngestError
+    from evaltui.ingest.watch import Watcher
+    from evaltui.store import Store
+
+    def on_result(f: Any) -> None:
+        if as_json:
+            click.echo(json.dumps(f.to_dict(), ensure_ascii=False))
+        elif f.skipped:
+            click.echo(f"evaltui: skipped {_printable(_one_line(f.error or f.path))}", err=True)
+        elif f.error:
+            click.echo(f"evaltui: error: {_printable(_one_line(f.error))}", err=True)
+        else:
+            for e in f.experiments:
+                click.echo(
+                    f"{e.action} {_printable(e.ref)}: {e.traces} traces, {e.spans} spans"
+                    f"  ({f.format}: {_printable(f.path)})"
+                )
+            if not f.experiments:
+                click.echo(f"empty {_printable(f.path)}: nothing to import ({f.format})")
+            for w in f.warnings:
+                click.echo(f"  warning: {_printable(_one_line(w))}")
+        sys.stdout.flush()
+
+    with Store(db_path) as store:
+        try:
+            watcher = Watcher(store, paths, interval=interval, settle=settle, on_result=on_result, stop=stop,
+                              format=fmt, project=project, experiment=experiment, mapping=mapping)
+        except IngestError as e:
+            raise UserError(_one_line(str(e))) from None
+        where = ", ".join(_printable(p) for p in paths)
+        click.echo(f"watching {where} into {db_path} (Ctrl+C to stop)", err=True)
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            pass
+    click.echo(f"stopped watching: {watcher.summary.line()}", err=True)
+    return 0
 
 
 # -- ls ------------------------------------------------------------------------------------
@@ -881,6 +944,145 @@ def bench_cmd(ctx: click.Context, traces: int | None, spans_per_trace: int | Non
     # run_bench prints its own table / JSON; a text result is printed for it
     if isinstance(result, str):
         click.echo(result)
+
+
+# -- dataset -------------------------------------------------------------------------------
+
+
+@cli.group("dataset", short_help="Datasets made from experiment rows: create, ls, export, rm.")
+def dataset_group() -> None:
+    """Datasets: named lists of cases (input, expected, metadata, tags) in a project.
+
+    Make one from the traces of an experiment (optionally filtered), list them, and export
+    one as JSONL ready for `evaltui.Eval(data=...)`.
+    """
+
+
+@dataset_group.command("create", short_help="Create a dataset from an experiment's (filtered) traces.")
+@click.argument("experiment", metavar="EXP")
+@click.argument("name")
+@click.option("--filter", "filter_text", metavar="EXPR", help="Only traces matching EXPR (the filter language).")
+@click.option("--description", metavar="TEXT", help="A description of the dataset.")
+@_db_option
+@click.pass_context
+def dataset_create_cmd(
+    ctx: click.Context, experiment: str, name: str, filter_text: str | None, description: str | None, db: Path | None
+) -> None:
+    """Create dataset NAME in EXP's project from the traces of EXP (project/experiment or id).
+
+    Each record is a trace's full root input, expected, metadata and tags.
+    """
+    from evaltui.query.filter import FilterError, matching_ids
+    from evaltui.store import Store, find_experiment
+    from evaltui.store.datasets import dataset_from_experiment
+
+    db_path = _existing_db(_resolve_db(ctx, db), experiment)
+    with Store(db_path) as store:
+        exp = find_experiment(store, experiment)
+        ids = None
+        if filter_text is not None:
+            try:
+                ids = matching_ids(store, exp["id"], filter_text)
+            except FilterError as e:
+                raise _filter_error(e, filter_text) from None
+        _, n = dataset_from_experiment(store, exp["id"], name, root_span_ids=ids, description=description)
+    click.echo(
+        f"created dataset {_printable(exp['project'])}/{_printable(name)}: {n} record{'s' if n != 1 else ''}"
+        f" from {_printable(exp['project'])}/{_printable(exp['name'])}"
+    )
+
+
+@dataset_group.command("ls", short_help="List datasets with their record counts.")
+@click.option("--project", "-p", metavar="P", help="Only this project.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+@_db_option
+@click.pass_context
+def dataset_ls_cmd(ctx: click.Context, project: str | None, as_json: bool, db: Path | None) -> None:
+    """List the datasets of every project (or of one)."""
+    db_path = _resolve_db(ctx, db)
+    rows: list[dict[str, Any]] = []
+    if db_path.exists():  # a missing database is not created by listing it
+        from evaltui.store import Store
+        from evaltui.store.datasets import list_datasets
+
+        with Store(db_path) as store:
+            rows = list_datasets(store, project)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no datasets" + (f" in project {_printable(project)}" if project else ""), err=True)
+        return
+    for r in rows:
+        line = f"{_printable(r['project'])}/{_printable(r['name'])}  {r['records']} records  {_local_time(r['created'])}"
+        if r.get("description"):
+            line += f"  {_printable(_one_line(r['description']))}"
+        click.echo(line)
+
+
+def _find_dataset(store: Any, name: str, project: str | None) -> dict[str, Any]:
+    from evaltui.store.datasets import find_dataset
+
+    return find_dataset(store, name, project)
+
+
+@dataset_group.command("export", short_help="Write a dataset as JSONL (input, expected, metadata, tags).")
+@click.argument("name")
+@click.option("--project", "-p", metavar="P", help="The dataset's project (needed when the name is in several).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write to FILE (atomically) instead of stdout.")
+@_db_option
+@click.pass_context
+def dataset_export_cmd(ctx: click.Context, name: str, project: str | None, output: Path | None,
+                       db: Path | None) -> None:
+    """Write dataset NAME (or project/name, or id) as JSONL: one {input, expected, metadata,
+    tags} object a line, ready for `evaltui.Eval(data=...)`."""
+    from evaltui.store import Store
+    from evaltui.store.datasets import iter_dataset_records
+
+    db_path = _resolve_db(ctx, db)
+    if not db_path.exists():
+        raise UserError(f"no dataset {name!r}: {db_path} does not exist yet; `evaltui dataset ls` lists datasets")
+    with Store(db_path) as store:
+        ds = _find_dataset(store, name, project)
+
+        def write(f: Any) -> int:
+            n = 0
+            for rec in iter_dataset_records(store, ds["id"]):
+                f.write(json.dumps(rec, ensure_ascii=False).encode() + b"\n")
+                n += 1
+            return n
+
+        if output is None:
+            sys.stdout.flush()
+            write(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return
+        from evaltui.query.export import write_atomically
+
+        n = write_atomically(output.expanduser(), write)
+    click.echo(f"Wrote {n} record{'s' if n != 1 else ''} of dataset {_printable(ds['project'])}/"
+               f"{_printable(ds['name'])} to {output}", err=True)
+
+
+@dataset_group.command("rm", short_help="Delete a dataset.")
+@click.argument("name")
+@click.option("--project", "-p", metavar="P", help="The dataset's project (needed when the name is in several).")
+@_db_option
+@click.pass_context
+def dataset_rm_cmd(ctx: click.Context, name: str, project: str | None, db: Path | None) -> None:
+    """Delete dataset NAME (or project/name, or id) and its records."""
+    from evaltui.store import Store
+    from evaltui.store.datasets import delete_dataset
+
+    db_path = _resolve_db(ctx, db)
+    if not db_path.exists():
+        raise UserError(f"no dataset {name!r}: {db_path} does not exist yet")
+    with Store(db_path) as store:
+        ds = _find_dataset(store, name, project)
+        delete_dataset(store, ds["id"])
+    click.echo(f"deleted dataset {_printable(ds['project'])}/{_printable(ds['name'])} ({ds['records']} records)",
+               err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -147,21 +147,23 @@ def _root_records(store: Store, experiment_id: str, root_span_ids: Sequence[str]
         )
         ordered = rows
     else:
+        # in the table's default order (created, root_span_id), whatever the selection's order
         wanted = list(dict.fromkeys(root_span_ids))
         found: dict[str, tuple] = {}
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
             marks = ", ".join("?" * len(chunk))
             for r in store.read(
-                f"SELECT {cols} FROM spans s WHERE s.experiment_id = ? AND s.span_id = s.root_span_id"
-                f" AND s.root_span_id IN ({marks})",
+                f"SELECT {cols}, t.created FROM traces t JOIN spans s ON s.experiment_id = t.experiment_id"
+                " AND s.root_span_id = t.root_span_id AND s.span_id = t.root_span_id"
+                f" WHERE t.experiment_id = ? AND t.root_span_id IN ({marks})",
                 (experiment_id, *chunk),
             ):
                 found[r[0]] = r
         missing = [r for r in wanted if r not in found]
         if missing:
             raise NotFound(f"no trace {missing[0]!r} in experiment {experiment_id!r}")
-        ordered = [found[r] for r in wanted]
+        ordered = [r[:5] for r in sorted(found.values(), key=lambda r: (r[5] or "", r[0]))]
     out = []
     for _root, inp, exp, meta, tags in ordered:
         out.append(
