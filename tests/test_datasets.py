@@ -110,7 +110,7 @@ def _main(*args: str) -> tuple[int, str, str]:
     import sys
 
     p = subprocess.run([sys.executable, "-c", "from evaltui.cli import main; main()", *args],
-                       capture_output=True, text=True, timeout=60)
+                       check=False, capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
 

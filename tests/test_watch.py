@@ -84,7 +84,7 @@ def test_watch_new_growing_and_broken_files(store: Store, tmp_path: Path) -> Non
     broken = [r for r in results if r.error]
     assert len(broken) == 1 and not broken[0].skipped  # reported once, not on every poll
     run_imports = [r for r in results if r.ok and r.path.endswith("run.jsonl")]
-    assert [e.action for r in run_imports for e in r.experiments][0] == "created"
+    assert next(e.action for r in run_imports for e in r.experiments) == "created"
     assert all(e.action == "updated" for r in run_imports[1:] for e in r.experiments)
 
 
@@ -129,3 +129,32 @@ def test_watch_stops_when_event_already_set(store: Store, tmp_path: Path) -> Non
     stop.set()
     summary = watch(store, tmp_path, interval=5, stop=stop)
     assert summary.polls == 0
+
+
+def test_cli_watch_ctrl_c_exits_0_with_summary(tmp_path: Path) -> None:
+    import queue
+    import signal
+    import subprocess
+    import sys
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "run.jsonl").write_text(_line(0) + _line(1))
+    db = tmp_path / "w.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from evaltui.cli import main; main()", "import", "--watch", str(logs),
+         "--project", "w", "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=8)
+        assert first.startswith("created w/run: 2 traces")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped watching: 1 import of 1 file (2 traces" in err
