@@ -27,6 +27,7 @@ from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.text_safety import safe_text
 from evaltui.tui.widgets.trace_data import TraceData
 from evaltui.tui.widgets.trace_pane import TracePane
+from evaltui.tui.widgets.trace_tree import prepare_labels
 
 FIRST_PAGE = 200
 WIDE = 120  # terminal columns from which the trace pane opens beside the table
@@ -318,6 +319,7 @@ class ExperimentScreen(Screen[None]):
         try:
             frame = load_trace_spans(self.app.store, self.experiment["id"], root_span_id)  # type: ignore[attr-defined]
             trace = TraceData.from_frame(self.experiment["id"], root_span_id, frame)
+            prepare_labels(trace)  # the tree's lines, made here rather than on the event loop
         except Exception as e:
             self.post_message(self.TraceLoaded(None, select, f"could not load the trace: {e}"))
             return

@@ -84,6 +84,8 @@ class TraceData:
     spans: list[SpanNode]  # depth-first, children in start order
     by_span_id: dict[str, SpanNode]
     root: SpanNode | None
+    # tree lines made in the loading worker (trace_tree.prepare_labels), keyed by span id
+    labels: dict[str, Any] = field(default_factory=dict)
 
     @property
     def t0(self) -> float | None:

@@ -44,16 +44,45 @@ class TracePane(Vertical):
         self.trace: TraceData | None = None
         self.selected: SpanNode | None = None
         self._thread_for: TraceData | None = None
+        # the views are mounted on first use: a closed pane costs one widget, not twenty
+        self._built = False
+        self._building = False
+        self._pending: tuple[TraceData, str | None] | None = None
+        self._focus_pending = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pane-title")
-        with ContentSwitcher(initial="spans-view", id="pane-views"):
-            with Horizontal(id="spans-view"):
-                with ContentSwitcher(initial="tree", id="pane-left"):
-                    yield TraceTree(id="tree")
-                    yield Timeline(id="timeline")
-                yield SpanDetail(id="detail")
-            yield ThreadView(id="thread")
+
+    @property
+    def ready(self) -> bool:
+        """True once the views are mounted (they are, soon after the first trace is shown)."""
+        return self._built
+
+    def _build(self) -> None:
+        if self._built or self._building:
+            return
+        self._building = True
+        self.call_later(self._mount_views)
+
+    async def _mount_views(self) -> None:
+        views = ContentSwitcher(
+            Horizontal(
+                ContentSwitcher(TraceTree(id="tree"), Timeline(id="timeline"), initial="tree", id="pane-left"),
+                SpanDetail(id="detail"),
+                id="spans-view",
+            ),
+            ThreadView(id="thread"),
+            initial="spans-view",
+            id="pane-views",
+        )
+        await self.mount(views)
+        self._built = True
+        self._building = False
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.show_trace(*pending)
+        focus, self._focus_pending = self._focus_pending, False
+        self._apply_view(self.view, focus)
 
     # -- showing a trace -------------------------------------------------------------------
 
@@ -68,6 +97,11 @@ class TracePane(Vertical):
         self.trace = trace
         node = trace.find(select) or trace.root
         self.selected = node
+        if not self._built:
+            self._pending = (trace, select)
+            self._update_title()
+            self._build()
+            return
         self.query_one(TraceTree).show_trace(trace, node.span_id if node else None)
         self.query_one(Timeline).show_trace(trace, node.span_id if node else None)
         self.query_one(SpanDetail).show_span(trace, node)
@@ -105,11 +139,18 @@ class TracePane(Vertical):
     # -- views -----------------------------------------------------------------------------
 
     def watch_view(self, view: str) -> None:
+        if not self._built:
+            self._update_title()
+            return
+        self._apply_view(view, True)
+
+    def _apply_view(self, view: str, focus: bool) -> None:
         switcher = self.query_one("#pane-views", ContentSwitcher)
         if view == "thread":
             switcher.current = "thread"
             self._show_thread()
-            self.query_one(ThreadView).focus()
+            if focus:
+                self.query_one(ThreadView).focus()
         else:
             switcher.current = "spans-view"
             self.query_one("#pane-left", ContentSwitcher).current = view
@@ -117,7 +158,8 @@ class TracePane(Vertical):
             target = self.query_one(TraceTree) if view == "tree" else self.query_one(Timeline)
             if self.selected is not None:
                 target.select_span(self.selected.span_id)
-            target.focus()
+            if focus:
+                target.focus()
         self._update_title()
 
     def action_view(self, view: str) -> None:
@@ -125,6 +167,10 @@ class TracePane(Vertical):
             self.view = view
 
     def focus_view(self) -> None:
+        if not self._built:
+            self._focus_pending = True
+            self._build()
+            return
         if self.view == "thread":
             self.query_one(ThreadView).focus()
         elif self.view == "timeline":
@@ -139,7 +185,7 @@ class TracePane(Vertical):
         self._select(event.span_id)
 
     def _select(self, span_id: str | None) -> None:
-        if self.trace is None:
+        if self.trace is None or not self._built:
             return
         node = self.trace.find(span_id)
         if node is None or node is self.selected:
@@ -150,6 +196,8 @@ class TracePane(Vertical):
     # -- copy and edit ---------------------------------------------------------------------
 
     def _field(self) -> tuple[str, Any] | None:
+        if not self._built:
+            return None
         detail = self.query_one(SpanDetail)
         field = detail.active_field()
         if field is None or self.selected is None:

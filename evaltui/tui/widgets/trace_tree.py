@@ -51,6 +51,11 @@ def span_label(span: SpanNode) -> Text:
     return t
 
 
+def prepare_labels(trace: TraceData) -> None:
+    """Make every span's tree line now (call it in the worker that loads the trace)."""
+    trace.labels = {s.span_id: span_label(s) for s in trace.spans}
+
+
 class TraceTree(Tree[str]):
     """Spans of one trace; highlighting a node posts SpanSelected."""
 
@@ -82,26 +87,32 @@ class TraceTree(Tree[str]):
         if trace.root is None:
             self.root.set_label(Text("(no spans)", "dim"))
             return
+        labels = trace.labels
+
+        def label(span: SpanNode) -> Text:
+            made = labels.get(span.span_id)
+            return made if made is not None else span_label(span)
+
         first = trace.spans[0]
-        self.root.set_label(span_label(first))
+        self.root.set_label(label(first))
         self.root.data = first.span_id
         self._span_nodes[first.span_id] = self.root
 
         def add(parent: TreeNode[str], span: SpanNode) -> None:
             for child in span.children:
                 if child.children:
-                    node = parent.add(span_label(child), data=child.span_id, expand=True)
+                    node = parent.add(label(child), data=child.span_id, expand=True)
                     add(node, child)
                 else:
-                    node = parent.add_leaf(span_label(child), data=child.span_id)
+                    node = parent.add_leaf(label(child), data=child.span_id)
                 self._span_nodes[child.span_id] = node
 
         add(self.root, first)
         # spans whose parent was never logged hang off the root, marked
         for orphan in trace.spans:
             if orphan.depth == 0 and orphan is not first:
-                label = Text("(orphan) ", "italic dim") + span_label(orphan)
-                node = self.root.add(label, data=orphan.span_id, expand=True)
+                orphan_label = Text("(orphan) ", "italic dim") + label(orphan)
+                node = self.root.add(orphan_label, data=orphan.span_id, expand=True)
                 self._span_nodes[orphan.span_id] = node
                 add(node, orphan)
         self.root.expand()
