@@ -447,6 +447,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._cursor_row = 0
         self._cursor_column = 0
         self._row_cache: LRUCache[int, list[tuple[Strip, Strip]]] = LRUCache(_ROW_CACHE_SIZE)
+        # each row's cell lines and tones: a cursor move restyles its two rows from here
+        # instead of slicing and formatting them again
+        self._cell_cache: LRUCache[int, list[tuple[list[str], Any]]] = LRUCache(_ROW_CACHE_SIZE)
         self._header_cache: list[tuple[Strip, Strip]] | None = None
         self._styles: dict[str, Any] | None = None
         self._view_cache: tuple[tuple[Size, Size], Size] | None = None
@@ -836,6 +839,7 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _invalidate(self) -> None:
         self._row_cache.clear()
+        self._cell_cache.clear()
         self._header_cache = None
         self.refresh()
 
@@ -983,10 +987,20 @@ class ExperimentTable(ScrollView, can_focus=True):
         end = row + 1
         while end <= last_visible and end < len(self._rows) and end not in self._row_cache:
             end += 1
-        indices = self._rows.frame_indices(start, end)
-        values = self._slice_values(indices)
-        for offset, display_row in enumerate(range(start, end)):
-            self._row_cache.set(display_row, self._render_row(display_row, [v[offset] for v in values]))
+        cells = self._cell_cache
+        missing = [r for r in range(start, end) if r not in cells]
+        if missing:
+            low, high = missing[0], missing[-1] + 1
+            values = self._slice_values(self._rows.frame_indices(low, high))
+            layout, rh = self._layout, self.row_height
+            for offset, display_row in enumerate(range(low, high)):
+                row_cells = []
+                for col, column_values in zip(layout.columns, values, strict=True):
+                    text, tone = format_cell(column_values[offset], col.kind, col.key)
+                    row_cells.append((self._cell_lines(text, col, rh), tone))
+                cells.set(display_row, row_cells)
+        for display_row in range(start, end):
+            self._row_cache.set(display_row, self._render_row(display_row, cells.get(display_row)))
 
     def _slice_values(self, indices: list[int | None]) -> list[list[Any]]:
         """Python values of the visible columns for these frame rows (only these rows)."""
@@ -1014,23 +1028,21 @@ class ExperimentTable(ScrollView, can_focus=True):
             out.append([None if i is None else next(it) for i in indices])
         return out
 
-    def _render_row(self, row: int, values: list[Any]) -> list[tuple[Strip, Strip]]:
+    def _render_row(self, row: int, cells: list[tuple[list[str], Any]]) -> list[tuple[Strip, Strip]]:
         layout = self._layout
         styles = self._get_styles()
         rh = self.row_height
         is_cursor_row = row == self._cursor_row
         row_style = self._row_style(row)
         parts: list[list[list[Segment]]] = [[[] for _ in range(rh)], [[] for _ in range(rh)]]
-        for i, (col, value) in enumerate(zip(layout.columns, values, strict=True)):
+        for i, (col, (lines, tone)) in enumerate(zip(layout.columns, cells, strict=True)):
             part = 0 if i < layout.pinned_count else 1
-            text, tone = format_cell(value, col.kind, col.key)
             tone_style = self._tone_style(tone)
             if is_cursor_row and i == self._cursor_column:
                 style = styles["cursor-cell"]
             else:
                 style = row_style + tone_style if tone_style is not None else row_style
             align_right = col.kind in _NUMERIC_KINDS
-            lines = self._cell_lines(text, col, rh)
             for sub in range(rh):
                 content = lines[sub] if sub < len(lines) else ""
                 parts[part][sub].append(Segment(" " + _fit_cell(content, col.width, align_right), style))

@@ -168,8 +168,7 @@ class TracePane(Vertical):
 
     def focus_view(self) -> None:
         if not self._built:
-            self._focus_pending = True
-            self._build()
+            self._focus_pending = True  # the views are mounted with the first trace
             return
         if self.view == "thread":
             self.query_one(ThreadView).focus()
