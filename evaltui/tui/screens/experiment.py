@@ -156,6 +156,8 @@ class ExperimentScreen(Screen[None]):
         self._follow_timer: Timer | None = None
         self._pending_cursor: str | None = None
         self._trace_key: str | None = None
+        self._layout_state: tuple[bool, bool, bool] | None = None
+        self._reveal_timer: Timer | None = None
 
     @property
     def project(self) -> str:
@@ -307,12 +309,27 @@ class ExperimentScreen(Screen[None]):
     def open_trace(self, root_span_id: str, select: str | None = None, *, focus: bool = True) -> None:
         pane = self.query_one(TracePane)
         self._trace_key = root_span_id
-        self.pane_open = True
-        self._layout()
-        pane.show_loading("trace")
         self.load_trace(root_span_id, select)
         if focus:
             pane.focus_view()
+        if self.pane_open:
+            pane.show_loading("trace")
+        elif self._reveal_timer is None:
+            # a closed pane opens with its trace (one layout, not one for "loading" and one
+            # for the trace), or after a short wait when the trace is slow to load
+            self._reveal_timer = self.set_timer(0.15, self._reveal_pane)
+
+    def _reveal_pane(self) -> None:
+        if self._reveal_timer is not None:
+            self._reveal_timer.stop()
+            self._reveal_timer = None
+        if self.pane_open or self._trace_key is None:
+            return
+        self.pane_open = True
+        self._layout()
+        pane = self.query_one(TracePane)
+        if pane.trace is None or pane.trace.root_span_id != self._trace_key:
+            pane.show_loading("trace")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace")
     def load_trace(self, root_span_id: str, select: str | None) -> None:
@@ -328,26 +345,37 @@ class ExperimentScreen(Screen[None]):
     def on_experiment_screen_trace_loaded(self, message: TraceLoaded) -> None:
         pane = self.query_one(TracePane)
         if message.trace is None:
+            self._reveal_pane()
             pane.show_error(message.error or "could not load the trace")
             return
         if message.trace.root_span_id != self._trace_key:
             return  # the cursor moved on meanwhile
         pane.show_trace(message.trace, message.select)
+        self._reveal_pane()
 
     def _pane_mode(self) -> str:
         return "side" if self.size.width >= WIDE else "over"
 
     def _layout(self) -> None:
         mode = self._pane_mode()
-        self.set_class(self.pane_open and not self.full and mode == "side", "-pane-side")
-        self.set_class(self.pane_open and (self.full or mode == "over"), "-pane-over")
-        self.set_class(self.pane_open and self.full, "-pane-full")
+        state = (self.pane_open and not self.full and mode == "side", self.pane_open and (self.full or mode == "over"),
+                 self.pane_open and self.full)
+        if state == self._layout_state:
+            return  # a resize that changes nothing: no restyle, no footer rebuild
+        self._layout_state = state
+        side, over, full = state
+        self.set_class(side, "-pane-side")
+        self.set_class(over, "-pane-over")
+        self.set_class(full, "-pane-full")
         self.refresh_bindings()
 
     def on_resize(self, event: Resize) -> None:
         self._layout()
 
     def close_pane(self) -> None:
+        if self._reveal_timer is not None:
+            self._reveal_timer.stop()
+            self._reveal_timer = None
         self.pane_open = False
         self.full = False
         self._trace_key = None
@@ -355,7 +383,7 @@ class ExperimentScreen(Screen[None]):
         self.query_one(ExperimentTable).focus()
 
     def action_back(self) -> None:
-        if self.pane_open:
+        if self.pane_open or self._reveal_timer is not None:
             self.close_pane()
         else:
             self.app.pop_screen()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -117,6 +118,11 @@ class TraceTree(Tree[str]):
                 add(node, orphan)
         self.root.expand()
         self.select_span(select or first.span_id)
+
+    def get_label_width(self, node: TreeNode[str]) -> int:
+        # the tree measures every line on each rebuild; measure without re-rendering the label
+        icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
+        return node.label.cell_len + cell_len(icon)
 
     def select_span(self, span_id: str) -> None:
         node = self._span_nodes.get(span_id)
