@@ -227,7 +227,7 @@ class Sink:
         self.source = source
         self._progress = progress
         self._buffer: list[dict[str, Any]] = []
-        # batches are validated and encoded in a helper thread while this one parses and writes
+        # each batch is a savepoint of the file's transaction; RecordErrors carry their positions
         self._writer = SpanWriter(store)
         self._where: list[str | None] = []
         self._by_id: dict[str, ExperimentResult] = {}

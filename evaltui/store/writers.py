@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import queue
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evaltui.store.connection import Store
@@ -272,14 +270,12 @@ def _key_specs(conn: Any, experiment_ids: Iterable[str]) -> dict[str, Any]:
 
 @dataclass
 class _Prepared:
-    """A validated, encoded batch, with the roll-ups its complete traces would have."""
+    """A validated batch, encoded for the spans table and grouped by trace."""
 
     records: list[dict[str, Any]]  # as given (for error messages)
     recs: list[dict[str, Any]]  # validated, one per id (the last write of an id wins)
     rows: list[tuple]  # encoded for the spans table
     batch: dict[tuple[str, str], list[dict[str, Any]]]  # (experiment, root) -> span facts
-    specs: dict[str, Any]  # comparison-key spec the roll-ups were computed with
-    rollups: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -298,16 +294,16 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare(records: Sequence[dict[str, Any]], specs: dict[str, Any]) -> _Prepared:
-    """Everything about a batch that needs no database: validation, JSON, roll-ups.
+def _prepare(records: Sequence[dict[str, Any]]) -> _Prepared:
+    """Everything about a batch that needs no database: validation and JSON.
 
     Raises RecordError before anything is written.
     """
     with _gc_paused():
-        return _prepare_batch(list(records), specs)
+        return _prepare_batch(list(records))
 
 
-def _prepare_batch(records: list[dict[str, Any]], specs: dict[str, Any]) -> _Prepared:
+def _prepare_batch(records: list[dict[str, Any]]) -> _Prepared:
     now = now_iso()
     recs = [validate_span(i, r, now) for i, r in enumerate(records)]
     rows = [span_row(i, r) for i, r in enumerate(recs)]
@@ -320,11 +316,7 @@ def _prepare_batch(records: list[dict[str, Any]], specs: dict[str, Any]) -> _Pre
     batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in recs:
         batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(_span_fact(r))
-    prepared = _Prepared(records, recs, rows, batch, specs)
-    for (eid, root), spans in batch.items():
-        if eid in specs:
-            prepared.rollups[(eid, root)] = trace_rollup(eid, root, spans, specs[eid])
-    return prepared
+    return _Prepared(records, recs, rows, batch)
 
 
 def _check_experiments(conn: Any, prepared: _Prepared) -> None:
@@ -346,7 +338,7 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
     """
     if not records:
         return 0
-    prepared = _prepare(records, {})
+    prepared = _prepare(records)
     with store.transaction() as conn:
         _check_experiments(conn, prepared)
         _write_span_rows(conn, prepared)
@@ -354,95 +346,48 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
 
 
 class SpanWriter:
-    """Writes batches of span records, preparing the next batch while SQLite writes one.
+    """Writes a stream of span batches, each batch atomically, inside or outside a transaction.
 
-    Validation, JSON encoding and roll-ups run in a helper thread; the SQL runs in the
-    caller's thread (sqlite3 releases the GIL while SQLite works, so the two overlap on two
-    cores). Because the SQL stays in the caller's thread, the writer also works inside an
-    open ``store.transaction()``: an importer wraps a whole file in one, and each batch is
-    then a savepoint of it. A bad batch raises its RecordError from ``submit`` or ``close``
-    with the ``tag`` it was submitted with as ``error.tag``; batches before it stay written.
+    An importer wraps a whole file in one ``store.transaction()`` and submits its batches
+    here; each batch is then a savepoint of that transaction. A bad batch raises its
+    RecordError with the ``tag`` it was submitted with as ``error.tag`` (the importer passes
+    the source positions of the batch's records, to name the failing line).
 
-        with SpanWriter(store) as writer:
-            for batch in batches:
-                writer.submit(batch)
-        writer.written  # spans written
+    (A helper thread that prepared the next batch while SQLite wrote this one was measured
+    and gave nothing: the GIL serialises the two; ``evaltui bench`` has the figures.)
     """
 
-    def __init__(self, store: Store, depth: int = 2):
+    def __init__(self, store: Store):
         self.store = store
         self.written = 0
-        self._depth = depth
-        self._pending = 0
-        self._specs: dict[str, Any] = {}
-        self._todo: queue.Queue[tuple[list[dict[str, Any]], Any] | None] = queue.Queue()
-        self._done: queue.Queue[tuple[_Prepared | BaseException, Any]] = queue.Queue()
-        self._thread = threading.Thread(target=self._prepare_loop, name="evaltui-span-prepare", daemon=True)
-        self._thread.start()
-
-    def _prepare_loop(self) -> None:
-        while (item := self._todo.get()) is not None:
-            records, tag = item
-            try:
-                self._done.put((_prepare(records, dict(self._specs)), tag))
-            except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
-                self._done.put((e, tag))
 
     def submit(self, records: Sequence[dict[str, Any]], tag: Any = None) -> None:
-        """Queue a batch; writes earlier batches once more than ``depth`` are waiting."""
-        records = list(records)
         if not records:
             return
-        new = {r.get("experiment_id") for r in records if isinstance(r, dict)} - self._specs.keys()
-        if new:
-            with self.store.lock:
-                self._specs.update(_key_specs(self.store.conn, new))
-        self._todo.put((records, tag))
-        self._pending += 1
-        while self._pending > self._depth:
-            self._write_next()
-
-    def _write_next(self) -> None:
-        prepared, tag = self._done.get()
-        self._pending -= 1
-        if isinstance(prepared, BaseException):
-            prepared.tag = tag  # type: ignore[attr-defined]
-            raise prepared
-        with self.store.transaction() as conn:
-            _check_experiments(conn, prepared)
-            _write_span_rows(conn, prepared)
-        self.written += len(prepared.recs)
+        try:
+            self.written += write_spans(self.store, records)
+        except RecordError as e:
+            e.tag = tag  # type: ignore[attr-defined]
+            raise
 
     def close(self) -> int:
-        """Write every batch still queued; returns the number of spans written."""
-        try:
-            while self._pending:
-                self._write_next()
-        finally:
-            self.abort()
         return self.written
 
     def abort(self) -> None:
-        """Stop without writing what is still queued (after a failure)."""
-        self._todo.put(None)
-        self._thread.join()
-        self._pending = 0
+        """Nothing is queued: kept so callers can stop a writer the same way after a failure."""
 
     def __enter__(self) -> SpanWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()  # an earlier batch failed: drop the rest
+    def __exit__(self, *exc: Any) -> None:
+        pass
 
 
 def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]) -> int:
-    """Write many batches, each atomically (see SpanWriter); returns the spans written."""
-    with SpanWriter(store) as writer:
-        for records in batches:
-            writer.submit(records)
+    """Write many batches, each atomically (the first bad one stops); returns the spans written."""
+    writer = SpanWriter(store)
+    for records in batches:
+        writer.submit(records)
     return writer.written
 
 
@@ -487,8 +432,6 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     for key in touched:
         if key in had_spans:
             row = trace_rollup(key[0], key[1], stored.get(key) or [], specs[key[0]])
-        elif key in prepared.rollups and prepared.specs.get(key[0]) == specs[key[0]]:
-            row = prepared.rollups[key]  # computed while the previous batch was being written
         else:
             row = trace_rollup(key[0], key[1], batch[key], specs[key[0]])
         if row is None:
