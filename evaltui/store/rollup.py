@@ -105,6 +105,9 @@ def comparison_key(root: dict[str, Any], key_spec: str | list[str] = "input") ->
 
 def _scorer_subtree(spans: list[dict[str, Any]]) -> set[str]:
     """span_ids of scorer spans and everything below them (their LLM calls are not the task's)."""
+    scorers = {s["span_id"] for s in spans if s.get("type") in SCORER_TYPES}
+    if not scorers or not any(p in scorers for s in spans for p in s.get("span_parents") or ()):
+        return scorers  # the usual case: scorer spans without children of their own
     children: dict[str, list[str]] = {}
     for s in spans:
         for p in s.get("span_parents") or ():

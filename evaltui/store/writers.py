@@ -447,16 +447,16 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
 
 def _record_fields(conn: Any, recs: list[dict[str, Any]]) -> None:
     """Remember score, metric and root-metadata names per experiment (the table's columns)."""
-    seen: set[tuple[str, str, str]] = set()
+    names: dict[tuple[str, str], set[str]] = {}
     for r in recs:
         eid = r["experiment_id"]
-        for name in r["scores"] or ():
-            seen.add((eid, "score", name))
-        for name in r["metrics"] or ():
-            seen.add((eid, "metric", name))
-        if r["span_id"] == r["root_span_id"]:
-            for name in r["metadata"] or ():
-                seen.add((eid, "metadata", name))
+        if r["scores"]:
+            names.setdefault((eid, "score"), set()).update(r["scores"])
+        if r["metrics"]:
+            names.setdefault((eid, "metric"), set()).update(r["metrics"])
+        if r["metadata"] and r["span_id"] == r["root_span_id"]:
+            names.setdefault((eid, "metadata"), set()).update(r["metadata"])
+    seen = [(eid, kind, name) for (eid, kind), found in names.items() for name in found]
     if seen:
         conn.executemany("INSERT OR IGNORE INTO experiment_fields (experiment_id, kind, name) VALUES (?, ?, ?)", seen)
 
