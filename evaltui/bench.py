@@ -422,9 +422,19 @@ def _id_values(value: Any, keys: set[str], out: set[str]) -> set[str]:
     return out
 
 
-def _inspect_log(path: Path, samples: int) -> int:
+_INSPECT_FIXTURE = Path("tests") / "fixtures" / "inspect" / "simple_qa.json"
+
+
+def _inspect_fixture() -> Path | None:
+    """The real Inspect log the bench replicates: in the source tree (or the current directory)."""
+    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (base / _INSPECT_FIXTURE).is_file():
+            return base / _INSPECT_FIXTURE
+    return None
+
+
+def _inspect_log(path: Path, samples: int, fixture: Path) -> int:
     """An Inspect JSON log of ``samples`` samples: the fixture's samples replicated with new ids."""
-    fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "inspect" / "simple_qa.json"
     log = json.loads(fixture.read_text(encoding="utf-8"))
     templates = log.pop("samples")
     id_keys = {"id", "uuid", "span_id", "parent_id", "message_id"}
@@ -489,9 +499,13 @@ def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figur
                               f"{elapsed:.1f} s; peak RSS growth {growth:.0f} MB"))
         src.unlink()
 
+        fixture = _inspect_fixture()
+        if fixture is None:  # an installed evaltui without its source tree: no Inspect log to copy
+            print("bench: skipping the Inspect import (run from the source tree for it)", file=sys.stderr)
+            return figures
         samples = max(1, traces // 10)
         log = workdir / "inspect-log.json"
-        size = _inspect_log(log, samples)
+        size = _inspect_log(log, samples, fixture)
         report, elapsed, growth = timed_import(log)
         figures.append(Figure("import Inspect JSON log", report.spans / elapsed, "spans/s", "",
                               f"{report.traces:,} samples ({size / 1e6:.0f} MB, the simple_qa fixture replicated) -> "
