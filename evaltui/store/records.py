@@ -168,6 +168,8 @@ _NUMBER_TYPES = (int, float)
 def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any]:
     """Check one span record and return it normalized (a new dict; the input is untouched).
 
+    The result has every field of the span record plus ``name`` and ``type``.
+
     Normalizing: root_span_id defaults to span_id, span_parents to [] for a root, scores to
     floats (booleans to 1/0), created to ``now`` (default: the current time). Raises
     RecordError naming the record's index and the field.
@@ -248,6 +250,9 @@ def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any
         raise bad("created", "must be an ISO timestamp string")
 
     return {
+        # name and type ride along for the roll-ups (the spans table has them as columns)
+        "name": attrs.get("name"),
+        "type": attrs.get("type"),
         "id": rid,
         "experiment_id": get("experiment_id"),
         "span_id": span_id,

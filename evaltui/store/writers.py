@@ -225,11 +225,6 @@ _ROLLUP_READ = (
 )
 
 
-def _span_fact(rec: dict[str, Any]) -> dict[str, Any]:
-    attrs = rec["span_attributes"] or {}
-    return {**rec, "name": attrs.get("name"), "type": attrs.get("type")}
-
-
 def _stored_facts(conn: Any, experiment_id: str, roots: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for chunk in _chunks(list(roots)):
@@ -315,7 +310,7 @@ def _prepare_batch(records: list[dict[str, Any]]) -> _Prepared:
         recs, rows = [recs[i] for i in keep], [rows[i] for i in keep]
     batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in recs:
-        batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(_span_fact(r))
+        batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(r)
     return _Prepared(records, recs, rows, batch)
 
 
