@@ -425,6 +425,19 @@ async def _columns(app, pilot, clip, key):
     assert "space show/hide" in screen_text(app)
 
 
+@driver("experiment.filter")
+async def _filter(app, pilot, clip, key):
+    await pilot.press(key)
+    await settle(pilot)
+    bar = app.screen.query_one("FilterBar")
+    assert bar.display
+    await pilot.press(*"error is null", "enter")
+    await settle(pilot)
+    await app.workers.wait_for_complete()
+    await settle(pilot)
+    assert "filter: error is null" in screen_text(app)
+
+
 @driver("experiment.density")
 async def _density(app, pilot, clip, key):
     t = table(app)
@@ -716,24 +729,24 @@ HELP_IDS: dict[str, list[str]] = {
              "app.quit", "app.help"],
     "table": ["table.cursor-down", "table.cursor-up", "table.cursor-left", "table.cursor-right",
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
-              "experiment.back", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
+              "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
               "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
-                  "experiment.back", "experiment.toggle-rows", "experiment.columns", "experiment.density",
+                  "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
                   "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
                   "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
-                      "pane.copy-span", "experiment.back", "experiment.toggle-rows", "experiment.columns",
+                      "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
                       "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
                       "experiment.focus-previous", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
-                    "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
+                    "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
                     "experiment.focus-next", "experiment.focus-previous", "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",

@@ -22,7 +22,9 @@ from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
+from evaltui.query.filter import FilterError, filter_frame
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
+from evaltui.tui.widgets.filter_bar import FilterBar
 from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.text_safety import safe_text
 from evaltui.tui.widgets.trace_data import TraceData
@@ -104,6 +106,7 @@ class ExperimentScreen(Screen[None]):
     COMMANDS = {ExperimentCommands}
     BINDINGS = [
         Binding("escape,q", "back", "Back", id="experiment.back"),
+        Binding("slash", "filter", "Filter", id="experiment.filter"),
         Binding("t", "toggle_rows", "Traces/spans", id="experiment.toggle-rows"),
         Binding("y", "copy_cell", "Copy cell", id="experiment.copy-cell"),
         Binding("Y", "copy_row", "Copy row JSON", show=False, id="experiment.copy-row"),
@@ -139,6 +142,17 @@ class ExperimentScreen(Screen[None]):
             self.error = error
             super().__init__()
 
+    class FilterDone(Message):
+        def __init__(self, row_type: str, text: str, frame: pl.DataFrame | None,
+                     error: FilterError | None = None, failure: str | None = None, quiet: bool = False) -> None:
+            self.row_type = row_type
+            self.text = text
+            self.frame = frame
+            self.error = error
+            self.failure = failure
+            self.quiet = quiet
+            super().__init__()
+
     class LoadFailed(Message):
         def __init__(self, error: str) -> None:
             self.error = error
@@ -158,6 +172,8 @@ class ExperimentScreen(Screen[None]):
         self._trace_key: str | None = None
         self._layout_state: tuple[bool, bool, bool] | None = None
         self._reveal_timer: Timer | None = None
+        self.filter_text: str | None = None  # the applied filter (None: all rows)
+        self.filtered: dict[str, pl.DataFrame] = {}  # row type -> the matching rows
 
     @property
     def project(self) -> str:
@@ -172,6 +188,9 @@ class ExperimentScreen(Screen[None]):
         with Horizontal(id="exp-body"):
             yield ExperimentTable(id="table")
             yield TracePane(id="pane")
+        bar = FilterBar(id="filter-bar")
+        bar.display = False
+        yield bar
         yield Footer()
 
     def on_mount(self) -> None:
@@ -212,6 +231,13 @@ class ExperimentScreen(Screen[None]):
             self.total = message.total
         self.frames[message.row_type] = message.frame
         self.complete[message.row_type] = message.complete
+        if self.filter_text is not None:
+            self.filtered.pop(message.row_type, None)
+            if message.row_type == self.row_type:
+                # the filter goes on showing the rows it matched until it has run on these
+                self.run_filter(message.row_type, self.filter_text, message.frame, quiet=True)
+                self._update_title()
+                return
         if message.row_type == self.row_type:
             self._show_frame()
         self._update_title()
@@ -224,7 +250,7 @@ class ExperimentScreen(Screen[None]):
 
     def _show_frame(self) -> None:
         table = self.query_one(ExperimentTable)
-        frame = self.frames[self.row_type]
+        frame = self.filtered.get(self.row_type, self.frames[self.row_type])
         columns, _ = self._columns_for(self.row_type)
         key_column = "root_span_id" if self.row_type == "traces" else "id"
         target = self._pending_cursor
@@ -252,17 +278,22 @@ class ExperimentScreen(Screen[None]):
         if frame is None:
             t.append("loading… ", "italic")
         else:
-            n = frame.height
+            shown = self.filtered.get(self.row_type, frame)
+            n = shown.height
             if self.row_type == "traces":
-                total = self.total if self.total is not None else n
+                total = self.total if self.total is not None else frame.height
                 t.append(f"{n:,} of {total:,} rows", "bold")
             else:
-                t.append(f"{n:,} of {n:,} span rows", "bold")
+                t.append(f"{n:,} of {frame.height:,} span rows", "bold")
             if not self.complete.get(self.row_type, True):
                 t.append(" (loading the rest…)", "italic")
         t.append(" · ", "dim")
         t.append(safe_text(self.ref, 80), "bold")
         t.append(f"  [{self.row_type}]", "dim")
+        if self.filter_text is not None:
+            t.append(" · ", "dim")
+            t.append("filter: ", "dim")
+            t.append(safe_text(self.filter_text, 200), "bold")
         if note:
             t.append("  " + safe_text(note, 200), "bold red")
         self.query_one("#exp-title", Static).update(t)
@@ -276,7 +307,9 @@ class ExperimentScreen(Screen[None]):
     def action_toggle_rows(self) -> None:
         self._pending_cursor = self._current_trace_id()
         self.row_type = "spans" if self.row_type == "traces" else "traces"
-        if self.row_type in self.frames:
+        if self.row_type in self.frames and self.filter_text is not None and self.row_type not in self.filtered:
+            self.run_filter(self.row_type, self.filter_text, self.frames[self.row_type], quiet=True)
+        elif self.row_type in self.frames:
             self._show_frame()
         else:
             self.load_rows(self.row_type)
@@ -385,6 +418,8 @@ class ExperimentScreen(Screen[None]):
     def action_back(self) -> None:
         if self.pane_open or self._reveal_timer is not None:
             self.close_pane()
+        elif self.filter_text is not None:
+            self.clear_filter()
         else:
             self.app.pop_screen()
 
@@ -405,6 +440,82 @@ class ExperimentScreen(Screen[None]):
         if action in ("view", "toggle_full"):
             return self.pane_open
         return True
+
+    # -- filter ----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open(self.filter_text or "")
+
+    @on(FilterBar.Applied)
+    def _filter_submitted(self, event: FilterBar.Applied) -> None:
+        event.stop()
+        text = event.text
+        if not text.strip():
+            self.query_one(FilterBar).clear_error()
+            self.clear_filter()
+            return
+        frame = self.frames.get(self.row_type)
+        if frame is None:
+            self.app.notify("The rows are still loading", severity="warning")
+            return
+        self.run_filter(self.row_type, text, frame)
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self, event: FilterBar.Closed) -> None:
+        event.stop()
+        bar = self.query_one(FilterBar)
+        bar.clear_error()
+        bar.display = False
+        self.query_one(ExperimentTable).focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="filter")
+    def run_filter(self, row_type: str, text: str, frame: pl.DataFrame, quiet: bool = False) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        eid = self.experiment["id"]
+        try:
+            result = filter_frame(frame, text, row_type=row_type, spans=lambda: load_span_rows(store, eid))
+        except FilterError as e:
+            self.post_message(self.FilterDone(row_type, text, None, error=e, quiet=quiet))
+            return
+        except Exception as e:
+            self.post_message(self.FilterDone(row_type, text, None, failure=f"filter failed: {e}", quiet=quiet))
+            return
+        self.post_message(self.FilterDone(row_type, text, result, quiet=quiet))
+
+    def on_experiment_screen_filter_done(self, message: FilterDone) -> None:
+        bar = self.query_one(FilterBar)
+        if message.frame is None:
+            if message.quiet:
+                # re-applying the active filter (other row type, newly loaded rows) failed
+                if self.filter_text == message.text:
+                    why = message.error.message if message.error else message.failure
+                    self.app.notify(safe_text(f"Filter cleared: {why}", 300), severity="warning", markup=False)
+                    self.clear_filter()
+                return
+            if message.error is not None:
+                bar.show_error(message.text, message.error.message, message.error.column)
+            else:
+                bar.show_error(message.text, message.failure or "filter failed", 1)
+            return
+        if message.row_type not in self.frames:
+            return
+        if not message.quiet:
+            bar.clear_error()
+            self.filtered.clear()  # a new filter: other row types are filtered again when shown
+        elif self.filter_text != message.text:
+            return  # a stale re-application
+        self.filter_text = message.text
+        self.filtered[message.row_type] = message.frame
+        if message.row_type == self.row_type:
+            self._show_frame()
+        self._update_title()
+
+    def clear_filter(self) -> None:
+        self.filter_text = None
+        self.filtered.clear()
+        if self.row_type in self.frames:
+            self._show_frame()
+        self._update_title()
 
     # -- density and columns ---------------------------------------------------------------
 
