@@ -33,6 +33,7 @@ SPAN_FIELDS = (
     "dataset_record_id",
     "created",
 )
+# in SPAN_COLUMNS order: span_row encodes them in this order
 JSON_FIELDS = (
     "span_parents",
     "span_attributes",
@@ -279,10 +280,10 @@ def span_row(index: int, rec: dict[str, Any]) -> tuple:
     metrics = rec["metrics"] or {}
     attrs = rec["span_attributes"]
     try:
-        encoded = [None if rec[f] is None else _dumps(rec[f]).decode() for f in _ENCODED_FIELDS]
+        encoded = [None if rec[f] is None else _dumps(rec[f]).decode() for f in JSON_FIELDS]
     except (TypeError, ValueError, orjson.JSONEncodeError):
         # find the field (and the place inside it) that cannot be stored, for the message
-        encoded = [_encode(index, rid, f, rec[f]) for f in _ENCODED_FIELDS]
+        encoded = [_encode(index, rid, f, rec[f]) for f in JSON_FIELDS]
     parents, attrs_json, *payload = encoded
     return (
         rid,
@@ -302,17 +303,3 @@ def span_row(index: int, rec: dict[str, Any]) -> tuple:
 
 
 _dumps = orjson.dumps
-# JSON columns in SPAN_COLUMNS order
-_ENCODED_FIELDS = (
-    "span_parents",
-    "span_attributes",
-    "input",
-    "output",
-    "expected",
-    "error",
-    "scores",
-    "metadata",
-    "metrics",
-    "tags",
-    "origin",
-)
