@@ -19,6 +19,7 @@ from evaltui.query.export import (
     md,
     parse_gate,
     plan_export,
+    plan_view_export,
     regression_failures,
     summary_markdown,
     write_atomically,
@@ -324,3 +325,61 @@ def test_markdown_escapes_names() -> None:
     text = summary_markdown(s)
     assert "| a\\|b | 50.00% | 50.00% | +0.00pp | 0 | 1 |" in text
     assert "\\*\\*bold\\*\\* \\`code\\`" in text
+
+
+# -- the TUI's export: exactly the rows and columns a view shows -----------------------------------
+
+
+def _view_bytes(store: Store, eid: str, ids: list[str], fmt: str, **kwargs) -> tuple[int, bytes]:
+    buf = io.BytesIO()
+    seen: list[int] = []
+    n = write_export(store, plan_view_export(store, eid, ids, **kwargs), buf, fmt, page_rows=2, on_page=seen.append)
+    assert seen == sorted(seen) and (not ids or seen[-1] == n)  # progress after every page, up to the total
+    return n, buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "parquet"])
+def test_view_export_keeps_the_views_rows_order_and_columns(store: Store, fmt: str) -> None:
+    eid = make_experiment(store)
+    ids = ["run-t4", "run-t0", "run-t3"]  # a sorted, filtered view: not the stored order
+    n, data = _view_bytes(store, eid, ids, fmt,
+                          columns=["output", "scores.Accuracy", "duration", "metadata.category", "not-a-column"])
+    rows = read_rows(fmt, data)
+    assert n == 3
+    if fmt in ("csv", "parquet"):
+        assert list(rows[0]) == ["output", "scores.Accuracy", "metrics.duration", "metadata.category"]
+        assert [r["output"] for r in rows] == ["answer 4", "answer 0", "answer 3"]
+        assert [float(r["scores.Accuracy"]) for r in rows] == [0.8, 0.0, 0.6]
+        assert [r["metadata.category"] for r in rows] == ["shipping", "shipping", "billing"]
+    else:
+        assert rows[0] == {"output": "answer 4", "scores": {"Accuracy": 0.8}, "metrics": {"duration": 1.5},
+                           "metadata": {"category": "shipping"}}
+        assert [r["output"] for r in rows] == ["answer 4", "answer 0", "answer 3"]
+
+
+def test_view_export_of_span_rows_and_all_fields(store: Store) -> None:
+    eid = make_experiment(store)
+    n, data = _view_bytes(store, eid, ["run-t1-llm", "run-t0-score"], "jsonl", rows="spans",
+                          columns=["name", "type", "metrics.tokens", "scores.Accuracy"])
+    assert [json.loads(x) for x in data.decode().splitlines()] == [
+        {"name": "chat", "type": "llm", "metrics": {"tokens": 8}, "scores": {"Accuracy": None}},
+        {"name": "Accuracy", "type": "score", "metrics": {"tokens": None}, "scores": {"Accuracy": 0.0}},
+    ]
+    # all fields of two traces: their spans, trace by trace in the view's order, each by start
+    n, data = _view_bytes(store, eid, ["run-t5", "run-t2"], "jsonl", all_fields=True)
+    spans = [json.loads(x) for x in data.decode().splitlines()]
+    assert n == 6 and [s["id"] for s in spans] == [
+        "run-t5", "run-t5-llm", "run-t5-score", "run-t2", "run-t2-llm", "run-t2-score"]
+    stored = {r["id"]: r for r in load_experiment_spans(store, eid)}
+    assert all(s == json.loads(orjson.dumps(stored[s["id"]])) for s in spans)
+
+
+def test_view_export_writes_nothing_to_the_database(store: Store, db_path: Path) -> None:
+    eid = make_experiment(store)
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = db_path.read_bytes()
+    _view_bytes(store, eid, ["run-t1"], "csv", columns=["input"])
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert db_path.read_bytes() == before  # the view's ids live in a TEMP table only
+    with pytest.raises(ValueError, match="none of the visible columns"):
+        plan_view_export(store, eid, ["run-t1"], columns=["nope"])

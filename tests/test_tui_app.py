@@ -417,6 +417,45 @@ async def _copy_row(app, pilot, clip, key):
     assert row["metadata"] == {"category": "billing", "turn": 2}
 
 
+@driver("experiment.export")
+async def _export(app, pilot, clip, key):
+    from evaltui.tui.screens.export import ExportScreen
+
+    shown = table(app).frame["root_span_id"].to_list()
+    visible = [c.key for c in table(app).visible_columns]
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, ExportScreen)
+    assert f"Export {len(shown)} trace rows" in screen_text(app) or f"Export {len(shown)} span rows" in screen_text(app)
+    out = Path(app.store.path).parent / f"view-{key}.jsonl"
+    app.screen.query_one("#export-path").value = str(out)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert not isinstance(app.screen, ExportScreen)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(shown) and any("exported" in n and str(out) in n for n in notes(app))
+    assert "input" in rows[0] and ("scores" in rows[0]) == any(k.startswith("scores.") for k in visible)
+
+
+@driver("experiment.dataset")
+async def _dataset(app, pilot, clip, key):
+    from evaltui.store.datasets import find_dataset, load_dataset_records
+    from evaltui.tui.screens.export import DatasetScreen
+
+    traces = len(set(table(app).frame["root_span_id"].to_list()))
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, DatasetScreen)
+    name = f"from-rows-{len(app._notifications)}"
+    app.screen.query_one("#dataset-name").value = name
+    await pilot.press("enter")
+    await settle(pilot)
+    assert not isinstance(app.screen, DatasetScreen)
+    ds = find_dataset(app.store, name)
+    assert len(load_dataset_records(app.store, ds["id"])) == traces
+    assert any(f"created dataset support-bot/{name}: {traces} records" in n for n in notes(app))
+
+
 @driver("experiment.columns")
 async def _columns(app, pilot, clip, key):
     await pilot.press(key)
@@ -731,24 +770,25 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "app.quit", "app.help"],
+              "experiment.export", "experiment.dataset", "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
                   "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                  "app.quit", "app.help"],
+                  "experiment.export", "experiment.dataset", "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
                       "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
-                      "experiment.focus-previous", "app.quit", "app.help"],
+                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "app.quit", "app.help"],
+                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset",
+                    "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

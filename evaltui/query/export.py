@@ -38,7 +38,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -59,6 +59,7 @@ __all__ = [
     "format_for_path",
     "parse_gate",
     "plan_export",
+    "plan_view_export",
     "regression_failures",
     "summary_markdown",
     "write_atomically",
@@ -160,6 +161,117 @@ def plan_export(
     if rows == "spans":
         return _plan_span_rows(experiment_id, where, params, fields)
     return _plan_trace_rows(store, experiment_id, where, params, fields)
+
+
+VIEW_TABLE = "evaltui_export_view"  # a TEMP table: the rows of a view, in the view's order
+
+
+def plan_view_export(
+    store: Store,
+    experiment_id: str,
+    ids: Sequence[str],
+    *,
+    rows: str = "traces",
+    columns: Sequence[str] | None = None,
+    all_fields: bool = False,
+) -> ExportPlan:
+    """The export of exactly the rows a view shows (the TUI's export command).
+
+    ``ids`` are the rows' ids (``traces.id`` or ``spans.id``) in the view's order: whatever
+    filter, built-in view, search or sort made them, the file has those rows in that order.
+    They are staged in a TEMP table of this connection (no write to the database file), so
+    rows still stream from one statement. ``columns`` are the table's visible column keys
+    (``input``, ``scores.acc``, ``duration``, ``metadata.category``...); the file keeps those,
+    in that order. With ``all_fields`` every span field of those rows (the spans of those
+    traces) is written, as ``evaltui export --all-fields`` does.
+    """
+    if rows not in ROW_SHAPES:
+        raise ValueError(f"rows must be one of {ROW_SHAPES}, not {rows!r}")
+    with store.lock:
+        conn = store.conn
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {VIEW_TABLE} (id TEXT PRIMARY KEY, pos INTEGER) WITHOUT ROWID")
+        conn.execute(f"DELETE FROM temp.{VIEW_TABLE}")
+        conn.executemany(
+            f"INSERT OR IGNORE INTO temp.{VIEW_TABLE} (id, pos) VALUES (?, ?)",
+            ((i, n) for n, i in enumerate(ids)),
+        )
+    table = "traces" if rows == "traces" else "spans"
+    where = f"{table}.id IN (SELECT id FROM temp.{VIEW_TABLE})"
+    fields = experiment_fields(store, experiment_id)
+    if all_fields:
+        plan = _plan_records(experiment_id, rows, where, [])
+        # trace order of the view, then each trace's spans by start
+        key = "spans.root_span_id" if rows == "traces" else "spans.id"
+        if rows == "traces":
+            order = (f"(SELECT v.pos FROM temp.{VIEW_TABLE} v JOIN traces t ON t.id = v.id"
+                     f" WHERE t.experiment_id = spans.experiment_id AND t.root_span_id = {key}),"
+                     " spans.start, spans.created, spans.id")
+        else:
+            order = f"(SELECT v.pos FROM temp.{VIEW_TABLE} v WHERE v.id = spans.id)"
+        plan.sql = plan.sql[: plan.sql.rindex(" ORDER BY ")] + " ORDER BY " + order
+        return plan
+    if rows == "spans":
+        plan = _plan_span_rows(experiment_id, where, [], fields)
+    else:
+        plan = _plan_trace_rows(store, experiment_id, where, [], fields)
+    plan.sql = (plan.sql[: plan.sql.rindex(" ORDER BY ")]
+                + f" ORDER BY (SELECT v.pos FROM temp.{VIEW_TABLE} v WHERE v.id = {table}.id)")
+    if columns is not None:
+        _project(plan, columns)
+    return plan
+
+
+def _project(plan: ExportPlan, keys: Sequence[str]) -> None:
+    """Keep only the columns ``keys`` name (table keys: ``duration`` is ``metrics.duration``)."""
+    known = set(plan.columns)
+    picked: list[str] = []
+    for key in keys:
+        name = key if key in known else f"metrics.{key}" if f"metrics.{key}" in known else None
+        if name is None and plan.rows == "spans" and key.startswith("metadata."):
+            name = "metadata" if "metadata" in known else None
+        if name is not None and name not in picked:
+            picked.append(name)
+    if not picked:
+        raise ValueError("none of the visible columns can be exported; show some columns first")
+    index = [plan.columns.index(c) for c in picked]
+    flat, nested = plan.flat, plan.nested
+    groups: dict[str, list[str]] = {}  # scores / metrics / metadata -> picked keys, in order
+    top: list[str] = []
+    for c in picked:
+        head, _, rest = c.partition(".")
+        if rest and head in ("scores", "metrics", "metadata"):
+            if head not in groups:
+                top.append(head)
+            groups.setdefault(head, []).append(rest)
+        else:
+            top.append(c)
+
+    # trace rows: scores and metrics are dicts, metadata is the root's JSON text (r[5]);
+    # span rows: metrics (r[5]) and metadata (r[6]) are JSON text
+    raw_json = {"metadata": 5} if plan.rows == "traces" else {"metrics": 5, "metadata": 6}
+
+    def flat_view(r: tuple) -> list[Any]:
+        values = flat(r)
+        return [values[i] for i in index]
+
+    def nested_view(r: tuple) -> dict[str, Any]:
+        full = nested(r)
+        out: dict[str, Any] = {}
+        for k in top:
+            if k not in groups:
+                out[k] = full.get(k)
+                continue
+            at = raw_json.get(k)  # fields the row holds as JSON text, not as a dict
+            src = (orjson.loads(r[at]) if r[at] else {}) if at is not None else full.get(k)
+            src = src if isinstance(src, dict) else {}
+            out[k] = {sub: src.get(sub) for sub in groups[k]}
+        return out
+
+    plan.columns = picked
+    plan.dtypes = {c: plan.dtypes[c] for c in picked}
+    plan.flat = flat_view
+    plan.nested = nested_view
+    plan.scores = [c.split(".", 1)[1] for c in picked if c.startswith("scores.")]
 
 
 def _fragment(text: str | None) -> Any:
@@ -431,14 +543,38 @@ def _csv_cell(v: Any) -> Any:
     return v
 
 
+def _progress_pages(
+    store: Store, plan: ExportPlan, page_rows: int, on_page: Callable[[int], None] | None
+) -> Iterator[list[tuple]]:
+    """``iter_pages``, calling ``on_page(rows so far)`` after each page (it may raise to stop)."""
+    done = 0
+    for page in iter_pages(store, plan, page_rows):
+        yield page
+        done += len(page)
+        if on_page is not None:
+            on_page(done)
+
+
 def write_export(
-    store: Store, plan: ExportPlan, out: IO[bytes], fmt: str, *, page_rows: int = PAGE_ROWS
+    store: Store, plan: ExportPlan, out: IO[bytes], fmt: str, *, page_rows: int = PAGE_ROWS,
+    on_page: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the plan's rows to the binary stream ``out`` in ``fmt``; returns the row count."""
+    """Write the plan's rows to the binary stream ``out`` in ``fmt``; returns the row count.
+
+    ``on_page(rows written so far)`` is called after each page (progress bars); an exception
+    it raises stops the export (with :func:`write_atomically`, nothing is left behind).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+    if on_page is None:
+        return _write(store, plan, out, fmt, page_rows, iter_pages)
+    return _write(store, plan, out, fmt, page_rows, lambda st, p, n: _progress_pages(st, p, n, on_page))
+
+
+def _write(store: Store, plan: ExportPlan, out: IO[bytes], fmt: str, page_rows: int,
+           pages: Callable[[Store, ExportPlan, int], Iterator[list[tuple]]]) -> int:
     if fmt == "parquet":
-        return _write_parquet(store, plan, out, page_rows)
+        return _write_parquet(store, plan, out, page_rows, pages)
     n = 0
     if fmt == "csv":
         import csv
@@ -446,7 +582,7 @@ def write_export(
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(plan.columns)
-        for page in iter_pages(store, plan, page_rows):
+        for page in pages(store, plan, page_rows):
             writer.writerows([_csv_cell(v) for v in plan.flat(r)] for r in page)
             out.write(buf.getvalue().encode("utf-8", "surrogatepass"))
             buf.seek(0)
@@ -456,13 +592,13 @@ def write_export(
         return n
     dumps, nested = orjson.dumps, plan.nested
     if fmt == "jsonl":
-        for page in iter_pages(store, plan, page_rows):
+        for page in pages(store, plan, page_rows):
             out.write(b"".join(dumps(nested(r)) + b"\n" for r in page))
             n += len(page)
         return n
     # json: one array, a row per line, streamed
     out.write(b"[")
-    for page in iter_pages(store, plan, page_rows):
+    for page in pages(store, plan, page_rows):
         sep = b"\n" if n == 0 else b",\n"
         out.write(sep + b",\n".join(dumps(nested(r)) for r in page))
         n += len(page)
@@ -470,10 +606,11 @@ def write_export(
     return n
 
 
-def _write_parquet(store: Store, plan: ExportPlan, out: IO[bytes], page_rows: int) -> int:
+def _write_parquet(store: Store, plan: ExportPlan, out: IO[bytes], page_rows: int,
+                   pages: Callable[[Store, ExportPlan, int], Iterator[list[tuple]]] = iter_pages) -> int:
     schema = {c: plan.dtypes[c] for c in plan.columns}
     frames = []
-    for page in iter_pages(store, plan, page_rows):
+    for page in pages(store, plan, page_rows):
         cols: list[list[Any]] = [[] for _ in plan.columns]
         for r in page:
             for i, v in enumerate(plan.flat(r)):

@@ -116,6 +116,8 @@ class ExperimentScreen(Screen[None]):
         Binding("2", "view('timeline')", "Timeline view", show=False, id="experiment.view-timeline"),
         Binding("3", "view('thread')", "Thread view", show=False, id="experiment.view-thread"),
         Binding("f", "toggle_full", "Full screen", id="experiment.full-screen"),
+        Binding("x", "export", "Export view…", show=False, id="experiment.export"),
+        Binding("M", "make_dataset", "Dataset from rows…", show=False, id="experiment.dataset"),
         Binding("tab", "app.focus_next", "Next pane", show=False, id="experiment.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="experiment.focus-previous"),
     ]
@@ -558,6 +560,35 @@ class ExperimentScreen(Screen[None]):
         self.app.notify("Columns reset to defaults", timeout=2)
 
     # -- copy ------------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        """The rows the table shows, in its order and with its visible columns, to a file."""
+        from evaltui.tui.screens.export import ExportScreen
+
+        table = self.query_one(ExperimentTable)
+        frame = table.frame
+        if frame.height == 0 or "id" not in frame.columns:
+            self.app.notify("no rows to export", severity="warning")
+            return
+        self.app.push_screen(ExportScreen(
+            self.app.store.path, self.experiment, frame["id"].to_list(),  # type: ignore[attr-defined]
+            rows=self.row_type, columns=[c.key for c in table.visible_columns],
+            note=f"filter: {self.filter_text}" if self.filter_text else "",
+        ))
+
+    def action_make_dataset(self) -> None:
+        """A dataset (input, expected, metadata, tags) from the traces the table shows."""
+        from evaltui.tui.screens.export import DatasetScreen
+
+        frame = self.query_one(ExperimentTable).frame
+        if frame.height == 0 or "root_span_id" not in frame.columns:
+            self.app.notify("no rows to make a dataset from", severity="warning")
+            return
+        what = "the filtered rows" if self.filter_text else "all rows"
+        self.app.push_screen(DatasetScreen(
+            self.app.store.path, self.experiment, frame["root_span_id"].to_list(),  # type: ignore[attr-defined]
+            what=what,
+        ))
 
     def action_copy_cell(self) -> None:
         table = self.query_one(ExperimentTable)
