@@ -116,6 +116,7 @@ class ExperimentScreen(Screen[None]):
         Binding("2", "view('timeline')", "Timeline view", show=False, id="experiment.view-timeline"),
         Binding("3", "view('thread')", "Thread view", show=False, id="experiment.view-thread"),
         Binding("f", "toggle_full", "Full screen", id="experiment.full-screen"),
+        Binding("A", "analyze", "Analyze", show=False, id="experiment.analyze"),
         Binding("tab", "app.focus_next", "Next pane", show=False, id="experiment.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="experiment.focus-previous"),
     ]
@@ -516,6 +517,24 @@ class ExperimentScreen(Screen[None]):
         if self.row_type in self.frames:
             self._show_frame()
         self._update_title()
+
+    def apply_filter_text(self, text: str) -> None:
+        """Filter the trace rows by ``text`` as the filter bar does (the Analyze screen's findings)."""
+        if self.row_type != "traces":
+            self._pending_cursor = None
+            self.row_type = "traces"
+        frame = self.frames.get("traces")
+        if frame is None:
+            self.filter_text = text  # runs when the rows arrive
+            self.load_rows("traces")
+        else:
+            self.run_filter("traces", text, frame)
+        self._update_title()
+
+    def action_analyze(self) -> None:
+        from evaltui.tui.screens.analyze import AnalyzeScreen
+
+        self.app.push_screen(AnalyzeScreen(self.experiment, self.filter_text, origin=self))
 
     # -- density and columns ---------------------------------------------------------------
 
