@@ -702,6 +702,19 @@ async def _columns_close(app, pilot, clip, key):
     assert isinstance(app.screen, ExperimentScreen)
 
 
+@driver("experiment.analyze")
+async def _analyze(app, pilot, clip, key):
+    from evaltui.tui.screens.analyze import AnalyzeScreen
+
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, AnalyzeScreen)
+    assert "Analyze support-bot/new-prompt · 5 traces · vs support-bot/baseline" in screen_text(app)
+    await pilot.press("escape")
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+
+
 @driver("help.close")
 async def _help_close(app, pilot, clip, key):
     await pilot.press(key)
@@ -730,25 +743,25 @@ HELP_IDS: dict[str, list[str]] = {
     "table": ["table.cursor-down", "table.cursor-up", "table.cursor-left", "table.cursor-right",
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
-              "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
+              "experiment.columns", "experiment.density", "experiment.analyze", "experiment.focus-next", "experiment.focus-previous",
               "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
-                  "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
+                  "experiment.full-screen", "experiment.analyze", "experiment.focus-next", "experiment.focus-previous",
                   "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
-                      "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
+                      "experiment.view-thread", "experiment.full-screen", "experiment.analyze", "experiment.focus-next",
                       "experiment.focus-previous", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "app.quit", "app.help"],
+                    "experiment.analyze", "experiment.focus-next", "experiment.focus-previous", "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

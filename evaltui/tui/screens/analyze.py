@@ -13,18 +13,19 @@ Everything from the data (groups, messages, names) is painted through ``safe_tex
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
@@ -57,6 +58,7 @@ class Finding:
     row_count: int = 0
     filter: str | None = None  # filter text selecting exactly these rows (of the analysed frame)
     scope_filter: str | None = None
+    name: str = ""  # words for a dataset name
 
 
 def _id_filter(ids: list[str]) -> str:
@@ -72,9 +74,14 @@ def finding_filter(finding: Finding) -> str | None:
     return finding.scope_filter
 
 
-def _finding(kind: str, label: str, item: dict[str, Any], scope: str | None = None) -> Finding:
+def _finding(kind: str, label: str, item: dict[str, Any], name: str) -> Finding:
     return Finding(kind, label, list(item.get("row_ids") or []), int(item.get("row_count") or 0),
-                   item.get("filter"), scope if scope is not None else item.get("scope_filter"))
+                   item.get("filter"), item.get("scope_filter"), name)
+
+
+def _group_words(group: str) -> str:
+    """``metadata.category = 'c'`` -> ``category c``: a group as words for a name."""
+    return re.sub(r"^metadata\.|^tags includes ", "", group).replace(" = ", " ")
 
 
 # -- formatting --------------------------------------------------------------------------------
@@ -132,8 +139,24 @@ def _line(*parts: tuple[str, str] | str) -> Text:
     return t
 
 
-def _plain(text: Text | str) -> Option:
-    return Option(text, disabled=True)
+def _join(*lines: Text) -> Text:
+    """Lines (each already a Text) as one Text that is cut at the edge, never wrapped."""
+    out = Text("\n", no_wrap=True, overflow="ellipsis", end="").join(lines)
+    out.no_wrap, out.overflow = True, "ellipsis"
+    return out
+
+
+def _fit(text: Text, width: int) -> Text:
+    """Each line of ``text`` cut to ``width`` cells with an ellipsis (the list would wrap it)."""
+    lines = text.split("\n", allow_blank=True)
+    for line in lines:
+        line.truncate(width, overflow="ellipsis")
+    return Text("\n", end="").join(lines)
+
+
+def _plain(text: Any, oid: str | None = None) -> Option:
+    """Content without rows (tables, charts, notes): the cursor can rest on it, so all of it is reachable."""
+    return Option(text, id=oid)
 
 
 # -- the list of options ------------------------------------------------------------------------------
@@ -143,12 +166,13 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
     """The analysis as OptionList content (headings and charts disabled) and the findings by option id."""
     options: list[Option | None] = []
     findings: dict[str, Finding] = {}
-    cut = max(20, width - 16)  # cells for one data value on a line
+    cut = max(20, width)  # cells for one data value (then each line is cut to the room)
+    room = max(20, width - 4)  # the list's padding and scrollbar
 
     def add_finding(f: Finding, prompt: Text) -> None:
         oid = f"f{len(findings)}"
         findings[oid] = f
-        options.append(Option(prompt, id=oid, disabled=not f.row_count))
+        options.append(Option(_fit(prompt, room), id=oid, disabled=not f.row_count))
 
     # summary
     summary = result["summary"]
@@ -168,12 +192,13 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
                               _metric(name, e["p50"]), _metric(name, e["p90"]), f"{e['count']:,}")
         options.append(_plain(table))  # type: ignore[arg-type]
     errs, scorer = summary["errors"], summary["scorer_errors"]
-    add_finding(_finding("errors", f"{errs['row_count']} traces with task errors", errs),
+    add_finding(_finding("errors", f"{errs['row_count']} traces with task errors", errs, "task errors"),
                 _line((f"{errs['row_count']:,}", "bold"), " traces with task errors"))
-    add_finding(_finding("scorer_errors", f"{scorer['row_count']} traces with scorer errors", scorer),
+    add_finding(_finding("scorer_errors", f"{scorer['row_count']} traces with scorer errors", scorer,
+                         "scorer errors"),
                 _line((f"{scorer['row_count']:,}", "bold"), " traces with scorer errors"))
     share = summary.get("reviewed_share")
-    options.append(_plain(_line((f"{summary['reviewed']:,}", "bold"), f" reviewed ({_pct(share)})")))
+    options.append(_plain(_fit(_line((f"{summary['reviewed']:,}", "bold"), f" reviewed ({_pct(share)})"), room)))
 
     # what changed
     changes = result.get("changes")
@@ -195,25 +220,24 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
         options.append(_plain(tbl))  # type: ignore[arg-type]
         conc = changes.get("concentrations") or []
         if conc:
-            options.append(_plain(Text("Regressions concentrate in", "italic")))
+            options.append(Option(Text("Regressions concentrate in", "italic"), disabled=True))
         for c in conc:
             group = safe_text(c["group"], cut)
             label = f"{group} [{safe_text(c['score'], 30)}]: {c['regressions']} of {c['rows']} rows regressed"
+            traces = f" ({c.get('row_count', 0)} traces)" if c.get("row_count") != c["regressions"] else ""
             prompt = _line((group, "bold"), " ", (f"[{safe_text(c['score'], 30)}]", "dim"), "\n  ",
-                           f"{c['regressions']} of {c['rows']} rows regressed"
-                           + (f" ({c.get('row_count', 0)} traces)" if c.get("row_count") != c["regressions"] else "")
-                           + f" · {_pct(c['share_of_regressions'])}"
-                           f" of regressions vs {_pct(c['share_of_rows'])} of rows · lift {c['lift']:.1f}× · ",
                            (_p(c["p_value"]) + ("" if c["significant"] else " (n.s.)"),
-                            "" if c["significant"] else "dim"))
-            add_finding(_finding("concentration", label, c), prompt)
+                            "" if c["significant"] else "dim"),
+                           f" · {c['regressions']} of {c['rows']} rows regressed{traces} · lift {c['lift']:.1f}×"
+                           f" · {_pct(c['share_of_regressions'])} of regressions vs {_pct(c['share_of_rows'])} of rows")
+            add_finding(_finding("concentration", label, c, f"{_group_words(c['group'])} regressed {c['score']}"), prompt)
 
     # errors
     errors = result["errors"]
     options.append(_heading("Error categories",
                             f"{errors['task_total']:,} task errors · {errors['scorer_total']:,} with scorer errors"))
     if not errors["task"] and not errors["scorer"]:
-        options.append(_plain(Text("  no errors", "dim")))
+        options.append(Option(Text("  no errors", "dim"), disabled=True))
     for c in errors["task"] + errors["scorer"]:
         who = f"[{safe_text(c['scorer'], 30)}] " if c.get("scorer") else ""
         template = safe_text(c["template"], cut)
@@ -221,35 +245,35 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
         if c.get("example") and c["example"] != c["template"]:
             prompt.append("\n       e.g. " + safe_text(c["example"], cut), "dim")
         kind = "task error" if c["kind"] == "task_error" else "scorer error"
-        add_finding(_finding(c["kind"], f"{kind} {who}{safe_text(c['template'], 80)} ({c['count']})", c), prompt)
+        add_finding(_finding(c["kind"], f"{kind} {who}{safe_text(c['template'], 80)} ({c['count']})", c,
+                             " ".join(re.sub(r"<[^>]*>|'[^']*'|\"[^\"]*\"", " ", c["template"]).split()[:5])), prompt)
     outputs = [o for o in errors.get("outputs") or [] if o["low"]]
     if outputs:
-        options.append(_plain(Text("Low-scoring outputs by feature", "italic")))
+        options.append(Option(Text("Low-scoring outputs by feature", "italic"), disabled=True))
     for o in outputs:
         rate = _pct(o["low_rate_without"]) if o["low_rate_without"] is not None else "–"
         prompt = _line((f"{o['low']:>4}× ", "bold"), (safe_text(o["label"], cut), "bold"),
                        f": {o['low']} of {o['rows']} low ({_pct(o['low_rate'])}; {rate} without it)")
-        add_finding(_finding("output_feature", f"low-scoring, {o['label']}", o), prompt)
+        add_finding(_finding("output_feature", f"low-scoring, {o['label']}", o, f"low {o['feature']}"), prompt)
 
     # patterns
     patterns = result["patterns"]
     options.append(_heading("Low-score patterns",
                             f"{patterns['tests']} groups tested · Mann-Whitney, Bonferroni-ranked"))
     if not patterns["top"]:
-        options.append(_plain(Text("  none found", "dim")))
+        options.append(Option(Text("  none found", "dim"), disabled=True))
     for rank, it in enumerate(patterns["top"], 1):
         group = safe_text(it["group"], cut)
         lift = f" · lift {it['lift']:.1f}×" if it["lift"] is not None else ""
         prompt = _line((f"{rank:>2}. ", "bold"), (group, "bold"), " ", (f"[{safe_text(it['score'], 30)}]", "dim"),
-                       "\n    mean ", (_pct(it["mean_in"]), _score_style(it["mean_in"])), f" vs {_pct(it['mean_out'])}"
-                       f" (n={it['count']}, {_pct(it['share'])} of rows){lift} · ",
-                       (_p(it["p_value"]) + ("" if it["significant"] else " (n.s.)"),
-                        "" if it["significant"] else "dim"),
-                       f" · {it.get('row_count', 0)} low rows")
+                       "\n    ", (_p(it["p_value"]) + ("" if it["significant"] else " (n.s.)"),
+                                 "" if it["significant"] else "dim"),
+                       " · mean ", (_pct(it["mean_in"]), _score_style(it["mean_in"])), f" vs {_pct(it['mean_out'])}"
+                       f" · {it.get('row_count', 0)} low rows{lift} · n={it['count']} ({_pct(it['share'])} of rows)")
         if it.get("same_rows_as"):
             prompt.append("\n    same rows: " + safe_text(", ".join(it["same_rows_as"]), cut), "dim")
         label = f"{group} [{safe_text(it['score'], 30)}]: {it.get('row_count', 0)} low-scoring rows"
-        add_finding(_finding("pattern", label, it), prompt)
+        add_finding(_finding("pattern", label, it, f"{_group_words(it['group'])} low {it['score']}"), prompt)
 
     # agreement
     agreement = result.get("agreement") or []
@@ -264,7 +288,8 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
         prompt = _line((pair, "bold"), (tag, "dim"), f"  r {pe} · ρ {sp} · agree ",
                        (_pct(a["agreement"]), _score_style(a["agreement"])), f" of {a['n']:,}",
                        (f" · {a.get('row_count', 0)} disagree", "dim"))
-        add_finding(_finding("agreement", f"{pair}: {a.get('row_count', 0)} rows they disagree on", a), prompt)
+        add_finding(_finding("agreement", f"{pair}: {a.get('row_count', 0)} rows they disagree on", a,
+                             f"{a['a']} vs {a['b']} disagree"), prompt)
 
     # trends
     trends = result.get("trends") or {}
@@ -272,13 +297,17 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
     if trends:
         n_exp = max(len(p) for p in trends.values())
         options.append(_heading("Trends", f"mean per experiment, oldest first · {n_exp} experiments"))
-    room = max(4, (width - 36) // 3)  # bars that fit beside the labels
+    bars = max(4, (width - 12) // 3)  # bars that fit beside the axis labels
     for name, points in trends.items():
-        shown = points[-room:]
+        shown = points[-bars:]
         values = [p["mean"] for p in shown]
         here = next((i for i, p in enumerate(shown) if p["id"] == current), None)
-        chart = column_chart(values, height=3, bar_width=2, gap=1, style="#61afef", highlight=here,
-                             highlight_style="bold #e5c07b", axis=("100%", "0%"))
+        # the scale hugs the data (in tenths), so 69% and 87% look different
+        known = [v for v in values if v is not None] or [0.0]
+        lo = max(0.0, math.floor(min(known) * 10 - 0.5) / 10)
+        hi = min(1.0, max(lo + 0.1, math.ceil(max(known) * 10) / 10))
+        chart = column_chart(values, height=4, lo=lo, hi=hi, bar_width=2, gap=1, style="#61afef", highlight=here,
+                             highlight_style="bold #e5c07b", axis=(f"{hi * 100:.0f}%", f"{lo * 100:.0f}%"))
         head = _line((safe_text(name, 28), "bold"), "  ")
         first, last = shown[0], shown[-1]
         head.append(f"{safe_text(first['experiment'], 24)} {_pct(first['mean'])}", "dim")
@@ -289,7 +318,7 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
             head.append(f" · this one {_pct(shown[here]['mean'])}", "bold #e5c07b")
         if len(points) > len(shown):
             head.append(f" (last {len(shown)} of {len(points)})", "dim")
-        options.append(_plain(Group(head, chart)))  # type: ignore[arg-type]
+        options.append(_plain(_fit(_join(head, chart), room)))
 
     # histograms
     hist = result.get("histograms") or {}
@@ -306,7 +335,7 @@ def insight_options(result: dict[str, Any], width: int = 80) -> tuple[list[Optio
             head.append(f" · {h['out_of_range']:,} outside 0..1", FAIR)
         pad = len(str(top)) + 1
         axis = Text(" " * pad + "0" + " " * (3 * len(h["counts"]) - 3) + "1", "dim")
-        options.append(_plain(Group(head, chart, axis)))  # type: ignore[arg-type]
+        options.append(_plain(_fit(_join(head, chart, axis), room)))
     return options, findings
 
 
@@ -406,6 +435,7 @@ class AnalyzeScreen(Screen[None]):
         self._sent: dict[str, Any] | None = None
         self._question = ""
         self._streaming = False
+        self._built_width = 0
 
     @property
     def ref(self) -> str:
@@ -432,7 +462,7 @@ class AnalyzeScreen(Screen[None]):
         self._token += 1
         self.computing = True
         lst = self.query_one(FindingList)
-        lst.set_options([_plain(Text(f"Computing insights of {safe_text(self.ref, 80)}…", "italic"))])
+        lst.set_options([Option(Text(f"Computing insights of {safe_text(self.ref, 80)}…", "italic"), disabled=True)])
         self._update_title()
         self.compute(self._token, self.baseline, self.filter_text)
 
@@ -474,9 +504,18 @@ class AnalyzeScreen(Screen[None]):
         self.note = message.note
         self.filter_applied = self.filter_text is not None and message.note is None
         self.experiments = message.experiments
-        options, self.findings = insight_options(message.result, self.size.width or 80)
+        self._show_result()
+        self._update_title()
+
+    def _show_result(self) -> None:
+        """Fill the list from the result, at the screen's width (lines are cut to it, not wrapped)."""
+        if self.result is None:
+            return
+        lst = self.query_one(FindingList)
+        self._built_width = self.size.width or 80
+        options, self.findings = insight_options(self.result, self._built_width)
         options.append(_heading("Assistant", "a: ask a question about these results"))
-        options.append(_plain(self._assistant_status()))
+        options.append(_plain(self._assistant_status(), "assistant"))
         highlighted = lst.highlighted
         lst.set_options(options)
         first = next((i for i, o in enumerate(options) if isinstance(o, Option) and o.id and not o.disabled), None)
@@ -484,7 +523,10 @@ class AnalyzeScreen(Screen[None]):
             lst.highlighted = highlighted
         elif first is not None:
             lst.highlighted = first
-        self._update_title()
+
+    def on_resize(self, event: Resize) -> None:
+        if self.result is not None and not self.computing and event.size.width != self._built_width:
+            self._show_result()
 
     def _update_title(self) -> None:
         t = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -531,6 +573,8 @@ class AnalyzeScreen(Screen[None]):
         finding = self.findings.get(event.option_id or "")
         if finding is not None:
             self.show_rows(finding)
+        elif event.option_id == "assistant":
+            self.action_ask()
 
     def show_rows(self, finding: Finding) -> None:
         """Back to the table, filtered to the finding's rows (within the table's filter)."""
@@ -776,6 +820,6 @@ class AnalyzeScreen(Screen[None]):
 
 def _dataset_name(experiment: str, finding: Finding) -> str:
     """A readable dataset name from the experiment and the finding (no '/', at most 80 chars)."""
-    words = re.sub(r"[^A-Za-z0-9._-]+", "-", finding.label.lower()).strip("-.")
+    words = re.sub(r"[^A-Za-z0-9._-]+", "-", (finding.name or finding.kind).lower()).strip("-.")
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", experiment).strip("-.") or "experiment"
     return f"{base}-{words}"[:80].rstrip("-.") or "analysis"
