@@ -211,7 +211,7 @@ async def test_analysis_keeps_the_tables_filter(db: Path) -> None:
 
 
 async def test_computing_is_shown_and_the_screen_stays_responsive(db: Path, monkeypatch) -> None:
-    import evaltui.query.insights as insights
+    from evaltui.query import insights
 
     release = threading.Event()
     real = insights.analyze
@@ -273,7 +273,7 @@ async def test_dataset_of_a_findings_rows(db: Path) -> None:
 
 
 async def test_back_and_recompute_keys(db: Path, monkeypatch) -> None:
-    import evaltui.query.insights as insights
+    from evaltui.query import insights
 
     calls = []
     real = insights.analyze
@@ -455,3 +455,47 @@ def _steps(*keys: str) -> Callable[[Any], Awaitable[None]]:
 def test_snapshot_analyze(snap_compare, snap_dir: Path, size: tuple[int, int]) -> None:
     assert snap_compare(EvalTUI(Path("planted.db"), "planted/new"), terminal_size=size,
                         run_before=_steps("A", "j", "j"))
+
+
+async def test_help_lists_the_analyze_keys(db: Path) -> None:
+    from evaltui.tui.screens.help import HelpScreen
+
+    app = EvalTUI(db, "planted/new")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_analyze(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        ids = sorted(e.binding_id for e in app.screen.entries)
+        assert ids == sorted([
+            "findings.cursor-down", "findings.cursor-up", "findings.cursor-first", "findings.cursor-last",
+            "findings.page-down", "findings.page-up", "findings.select", "analyze.back", "analyze.dataset",
+            "analyze.baseline", "analyze.ask", "analyze.recompute", "app.quit", "app.help"])
+        assert "Show these rows" in screen_text(app) and "Dataset of these rows" in screen_text(app)
+
+
+async def test_findings_with_more_rows_than_listed(db: Path, monkeypatch) -> None:
+    """Row ids are capped per finding: a filter still selects all rows, else the group is shown."""
+    from evaltui.tui.screens import analyze as module
+
+    monkeypatch.setattr(module, "MAX_IDS", 2)
+    app = EvalTUI(db, "planted/new")
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_analyze(pilot)
+        pattern = finding_at(screen, option_of(screen, "pattern"))
+        assert len(pattern.row_ids) == 2 and pattern.row_count == LOW_C
+        screen.query_one(FindingList).highlighted = option_of(screen, "pattern")
+        await pilot.press("d")
+        await settle(pilot)
+        assert "Created dataset planted/new-category-c-low-factuality: 8 records" in notes(app)
+        index = option_of(screen, "concentration")
+        screen.query_one(FindingList).highlighted = index
+        await pilot.press("d")
+        await pilot.pause()
+        assert any("more than the 2 it lists" in n for n in notes(app))
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.filter_text == "metadata.category = 'c'"
+        assert app.screen.query_one(ExperimentTable).row_count == 12
+        assert any(n.startswith("Showing all rows of metadata.category = 'c'; the finding's 8 rows are among them")
+                   for n in notes(app))

@@ -39,7 +39,7 @@ from evaltui.tui.widgets.text_safety import safe_text
 
 __all__ = ["AnalyzeScreen", "Finding", "FindingList", "finding_filter", "insight_options"]
 
-MAX_ID_FILTER = 5000  # row ids a filter may list; beyond, the finding's group is shown instead
+MAX_IDS = 1000  # row ids kept per finding (converting every id of 100k rows to Python costs more than the rest)
 PROMPT_ROWS = 40  # example rows offered to the assistant (the prompt builder caps by size too)
 GOOD, FAIR, BAD = "#98c379", "#e5c07b", "#e06c75"
 DEFAULT, NONE = "default", "none"  # baseline choices besides an experiment id
@@ -69,7 +69,7 @@ def finding_filter(finding: Finding) -> str | None:
     """Filter text for the finding's rows: its own filter, else its row ids, else its group."""
     if finding.filter:
         return finding.filter
-    if finding.row_ids and len(finding.row_ids) == finding.row_count and len(finding.row_ids) <= MAX_ID_FILTER:
+    if finding.row_ids and len(finding.row_ids) == finding.row_count:
         return _id_filter(finding.row_ids)
     return finding.scope_filter
 
@@ -472,7 +472,6 @@ class AnalyzeScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="insights")
     def compute(self, token: int, baseline: str, filter_text: str | None) -> None:
         from evaltui.query.insights import analyze
-        from evaltui.store import load_experiments
 
         store = self.app.store  # type: ignore[attr-defined]
         eid = self.experiment["id"]
@@ -481,11 +480,16 @@ class AnalyzeScreen(Screen[None]):
         try:
             try:
                 result = analyze(store, eid, base_eid=base, filter_text=filter_text, compare=baseline != NONE,
-                                 max_ids=None)
+                                 max_ids=MAX_IDS)
             except FilterError as e:
                 note = f"the table's filter does not apply to trace rows ({e.message}); all rows analysed"
-                result = analyze(store, eid, base_eid=base, compare=baseline != NONE, max_ids=None)
-            exps = load_experiments(store, self.experiment["project"]).select("id", "name").to_dicts()
+                result = analyze(store, eid, base_eid=base, compare=baseline != NONE, max_ids=MAX_IDS)
+            # the baselines worth trying: the project's experiments with scores (trends lists them)
+            seen: dict[str, str] = {}
+            for points in (result.get("trends") or {}).values():
+                for p in points:
+                    seen.setdefault(p["id"], p["experiment"])
+            exps = [{"id": i, "name": n} for i, n in reversed(list(seen.items()))]  # newest first
         except Exception as e:
             self.post_message(self.Computed(token, None, error=f"could not analyse {self.ref}: {e}"))
             return
@@ -584,21 +588,29 @@ class AnalyzeScreen(Screen[None]):
             return
         if self.filter_applied and self.filter_text:
             text = f"({self.filter_text}) and ({text})"  # the finding is about the filtered rows
+        whole_group = finding.filter is None and text is not None and finding.scope_filter is not None and not (
+            finding.row_ids and len(finding.row_ids) == finding.row_count)
         origin = self.origin
         if origin is None or not hasattr(origin, "apply_filter_text"):
             self.app.notify("No table to filter", severity="warning")
             return
         self.app.pop_screen()
         origin.apply_filter_text(text)
-        self.app.notify(safe_text(f"{finding.row_count:,} rows: {finding.label}", 300), timeout=4, markup=False)
+        if whole_group:  # too many rows to list by id: the group they are in
+            self.app.notify(safe_text(f"Showing all rows of {finding.scope_filter}; the finding's {finding.row_count:,}"
+                                      f" rows are among them ({finding.label})", 300), timeout=8, markup=False)
+        else:
+            self.app.notify(safe_text(f"{finding.row_count:,} rows: {finding.label}", 300), timeout=4, markup=False)
 
     def action_dataset(self) -> None:
         finding = self.current_finding()
         if finding is None or not finding.row_count:
             self.app.notify("Highlight a finding with rows to make a dataset of them", severity="warning")
             return
-        if len(finding.row_ids) < finding.row_count:
-            self.app.notify("This finding's rows are not all known; recompute (r) and try again", severity="warning")
+        if finding.filter is None and len(finding.row_ids) < finding.row_count:
+            self.app.notify(f"This finding has {finding.row_count:,} rows, more than the {MAX_IDS:,} it lists and no"
+                            " filter that selects them; filter the table (enter) and use `evaltui dataset create"
+                            " --filter`", severity="warning", timeout=10)
             return
         name = _dataset_name(self.experiment["name"], finding)
         self.make_dataset(finding, name)
@@ -610,11 +622,14 @@ class AnalyzeScreen(Screen[None]):
         store = self.app.store  # type: ignore[attr-defined]
         description = f"{finding.label} (Analyze, {self.ref})"
         try:
+            ids = finding.row_ids
+            if len(ids) < finding.row_count and finding.filter:
+                ids = self._matching_ids(finding.filter)
             for attempt in range(1, 100):
                 candidate = name if attempt == 1 else f"{name}-{attempt}"
                 try:
                     _, n = dataset_from_experiment(store, self.experiment["id"], candidate,
-                                                   root_span_ids=finding.row_ids, description=description)
+                                                   root_span_ids=ids, description=description)
                 except DatasetExists:
                     continue
                 self.post_message(self.DatasetMade(
@@ -623,6 +638,17 @@ class AnalyzeScreen(Screen[None]):
             self.post_message(self.DatasetMade(f"Could not find a free dataset name like {name!r}", error=True))
         except Exception as e:
             self.post_message(self.DatasetMade(f"Could not create the dataset: {e}", error=True))
+
+    def _matching_ids(self, text: str) -> list[str]:
+        """root_span_ids of the analysed rows that ``text`` selects (as the table would filter them)."""
+        from evaltui.query.filter import filter_frame
+        from evaltui.store import load_span_rows, load_trace_rows
+
+        store, eid = self.app.store, self.experiment["id"]  # type: ignore[attr-defined]
+        if self.filter_applied and self.filter_text:
+            text = f"({self.filter_text}) and ({text})"
+        rows = filter_frame(load_trace_rows(store, eid), text, spans=lambda: load_span_rows(store, eid))
+        return rows["root_span_id"].to_list()
 
     def on_analyze_screen_dataset_made(self, message: DatasetMade) -> None:
         self.app.notify(safe_text(message.text, 300), severity="error" if message.error else "information",
@@ -750,7 +776,7 @@ class AnalyzeScreen(Screen[None]):
         if self.result is None:
             self.app.notify("The insights are still being computed", severity="warning")
             return
-        cfg, problem = self._assistant_config()
+        cfg, _ = self._assistant_config()
         if cfg is None:
             return
         self._question = event.value.strip()
