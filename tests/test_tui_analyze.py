@@ -356,8 +356,8 @@ async def test_assistant_streams_the_answer_and_showed_what_it_sends(db: Path, c
             await pilot.press("a")
             await settle(pilot)
             status, answer = _panel_text(screen)
-            assert "Enter sends this to test-model at " + srv.url + "/chat/completions" in status
-            assert "bytes (cap 24,000)" in status
+            assert status.startswith("Enter sends ") and " bytes (cap 24,000), " in status
+            assert status.endswith(" to test-model at " + srv.url + "/chat/completions")
             assert answer.startswith("What will be sent")
             assert "metadata.category = 'c'" in answer
             assert isinstance(app.focused, type(screen.query_one("#an-question")))

@@ -745,9 +745,8 @@ class AnalyzeScreen(Screen[None]):
         self.post_message(self.PromptReady(messages, sent))
 
     def _sent_summary(self, sent: dict[str, Any]) -> str:
-        parts = [f"{sent['bytes']:,} bytes (cap {sent['max_bytes']:,})",
-                 "sections: " + ", ".join(sent["sections"]),
-                 f"{sent['rows']} of {sent['rows_available']} example rows"]
+        parts = [f"{sent['bytes']:,} bytes (cap {sent['max_bytes']:,}), {sent['rows']} of {sent['rows_available']}"
+                 " example rows", "sections: " + ", ".join(sent["sections"])]
         if sent["sections_shortened"]:
             parts.append("shortened: " + ", ".join(sent["sections_shortened"]))
         if sent["sections_left_out"]:
@@ -763,8 +762,8 @@ class AnalyzeScreen(Screen[None]):
         self._prompt, self._sent = message.messages, message.sent
         if self._streaming:
             return
-        self._set_status(Text(safe_text(f"Enter sends this to {where}: {self._sent_summary(message.sent)}", 400),
-                              "dim"))
+        summary = self._sent_summary(message.sent)
+        self._set_status(Text(safe_text(f"Enter sends {summary} to {where}", 400), "dim"))
         t = Text(end="")
         t.append("What will be sent (besides fixed instructions):\n", "bold")
         t.append(safe_text(message.sent["text"], None, newlines=True), "dim")
