@@ -380,12 +380,14 @@ class AnalyzeScreen(Screen[None]):
 
     class Computed(Message):
         def __init__(self, token: int, result: dict[str, Any] | None, note: str | None = None,
-                     error: str | None = None, experiments: list[dict[str, Any]] | None = None) -> None:
+                     error: str | None = None, experiments: list[dict[str, Any]] | None = None,
+                     built: tuple[int, list[Option | None], dict[str, Finding]] | None = None) -> None:
             self.token = token
             self.result = result
             self.note = note
             self.error = error
             self.experiments = experiments or []
+            self.built = built  # (width, options, findings), made in the worker
             super().__init__()
 
     class DatasetMade(Message):
@@ -490,10 +492,12 @@ class AnalyzeScreen(Screen[None]):
                 for p in points:
                     seen.setdefault(p["id"], p["experiment"])
             exps = [{"id": i, "name": n} for i, n in reversed(list(seen.items()))]  # newest first
+            width = self.size.width or 80
+            built = (width, *insight_options(result, width))  # off the event loop too
         except Exception as e:
             self.post_message(self.Computed(token, None, error=f"could not analyse {self.ref}: {e}"))
             return
-        self.post_message(self.Computed(token, result, note, experiments=exps))
+        self.post_message(self.Computed(token, result, note, experiments=exps, built=built))
 
     def on_analyze_screen_computed(self, message: Computed) -> None:
         if message.token != self._token:
@@ -508,16 +512,17 @@ class AnalyzeScreen(Screen[None]):
         self.note = message.note
         self.filter_applied = self.filter_text is not None and message.note is None
         self.experiments = message.experiments
-        self._show_result()
+        self._show_result(message.built)
         self._update_title()
 
-    def _show_result(self) -> None:
+    def _show_result(self, built: tuple[int, list[Option | None], dict[str, Finding]] | None = None) -> None:
         """Fill the list from the result, at the screen's width (lines are cut to it, not wrapped)."""
         if self.result is None:
             return
         lst = self.query_one(FindingList)
-        self._built_width = self.size.width or 80
-        options, self.findings = insight_options(self.result, self._built_width)
+        if built is None or built[0] != (self.size.width or 80):
+            built = (self.size.width or 80, *insight_options(self.result, self.size.width or 80))
+        self._built_width, options, self.findings = built
         options.append(_heading("Assistant", "a: ask a question about these results"))
         options.append(_plain(self._assistant_status(), "assistant"))
         highlighted = lst.highlighted
