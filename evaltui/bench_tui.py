@@ -83,8 +83,39 @@ async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
         await pilot.pause()
         out["open_trace_ms"] = (time.perf_counter() - t0) * 1000
         out["trace_spans"] = len(pane.trace.spans)
-    out["rss_mb"] = psutil.Process().memory_info().rss / 1e6
+        out["rss_mb"] = psutil.Process().memory_info().rss / 1e6  # before the Analyze screen adds its share
+        out.update(await _analyze(app, pilot, screen))
     return out
+
+
+async def _analyze(app, pilot, screen) -> dict:
+    """The Analyze screen (issue 8): A to findings painted, the longest event-loop stall meanwhile,
+    and the same insights computed directly (the baseline of the ratio)."""
+    from evaltui.query.insights import analyze
+
+    stall, done = 0.0, False
+
+    async def watch() -> None:  # how long the event loop is kept from this task, from A to painted
+        nonlocal stall
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            stall, last = max(stall, now - last - 0.005), now
+
+    watcher = asyncio.create_task(watch())
+    t0 = time.perf_counter()
+    await pilot.press("A")
+    while getattr(app.screen, "result", None) is None:
+        await asyncio.sleep(0.005)
+    await pilot.pause()
+    screen_ms = (time.perf_counter() - t0) * 1000
+    done = True
+    await watcher
+    t0 = time.perf_counter()
+    analyze(app.store, screen.experiment["id"], max_ids=None)
+    return {"analyze_screen_ms": screen_ms, "analyze_stall_ms": stall * 1000,
+            "analyze_call_ms": (time.perf_counter() - t0) * 1000}
 
 
 def main(argv: list[str]) -> int:

@@ -741,6 +741,19 @@ async def _columns_close(app, pilot, clip, key):
     assert isinstance(app.screen, ExperimentScreen)
 
 
+@driver("experiment.analyze")
+async def _analyze(app, pilot, clip, key):
+    from evaltui.tui.screens.analyze import AnalyzeScreen
+
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, AnalyzeScreen)
+    assert "Analyze support-bot/new-prompt · 5 traces · vs support-bot/baseline" in screen_text(app)
+    await pilot.press("escape")
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+
+
 @driver("help.close")
 async def _help_close(app, pilot, clip, key):
     await pilot.press(key)
@@ -770,25 +783,25 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "experiment.export", "experiment.dataset", "app.quit", "app.help"],
+              "experiment.export", "experiment.dataset", "app.quit", "app.help", "experiment.analyze"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
-                  "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                  "experiment.export", "experiment.dataset", "app.quit", "app.help"],
+                  "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous", "experiment.export",
+                  "experiment.dataset", "app.quit", "app.help", "experiment.analyze"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
-                      "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
-                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "app.quit", "app.help"],
+                      "experiment.view-thread", "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
+                      "experiment.export", "experiment.dataset", "app.quit", "app.help", "experiment.analyze"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
                     "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset",
-                    "app.quit", "app.help"],
+                    "app.quit", "app.help", "experiment.analyze"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

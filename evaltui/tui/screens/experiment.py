@@ -118,6 +118,7 @@ class ExperimentScreen(Screen[None]):
         Binding("f", "toggle_full", "Full screen", id="experiment.full-screen"),
         Binding("x", "export", "Export view…", show=False, id="experiment.export"),
         Binding("M", "make_dataset", "Dataset from rows…", show=False, id="experiment.dataset"),
+        Binding("A", "analyze", "Analyze", show=False, id="experiment.analyze"),
         Binding("tab", "app.focus_next", "Next pane", show=False, id="experiment.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="experiment.focus-previous"),
     ]
@@ -518,6 +519,24 @@ class ExperimentScreen(Screen[None]):
         if self.row_type in self.frames:
             self._show_frame()
         self._update_title()
+
+    def apply_filter_text(self, text: str) -> None:
+        """Filter the trace rows by ``text`` as the filter bar does (the Analyze screen's findings)."""
+        if self.row_type != "traces":
+            self._pending_cursor = None
+            self.row_type = "traces"
+        frame = self.frames.get("traces")
+        if frame is None:
+            self.filter_text = text  # runs when the rows arrive
+            self.load_rows("traces")
+        else:
+            self.run_filter("traces", text, frame)
+        self._update_title()
+
+    def action_analyze(self) -> None:
+        from evaltui.tui.screens.analyze import AnalyzeScreen
+
+        self.app.push_screen(AnalyzeScreen(self.experiment, self.filter_text, origin=self))
 
     # -- density and columns ---------------------------------------------------------------
 
