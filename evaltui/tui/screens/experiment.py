@@ -16,7 +16,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
@@ -26,6 +26,7 @@ from evaltui.query.filter import FilterError, filter_frame
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.filter_bar import FilterBar
 from evaltui.tui.widgets.json_text import full_text
+from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
 from evaltui.tui.widgets.trace_data import TraceData
 from evaltui.tui.widgets.trace_pane import TracePane
@@ -191,7 +192,7 @@ class ExperimentScreen(Screen[None]):
         bar = FilterBar(id="filter-bar")
         bar.display = False
         yield bar
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(ExperimentTable)

@@ -13,10 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from evaltui.store import load_experiments
 from evaltui.tui.commands import ExperimentListCommands
+from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
 
 MAX_SCORE_COLUMNS = 8
@@ -100,7 +101,7 @@ class ExperimentListScreen(Screen[None]):
         yield Static("", id="list-title", classes="title-line")
         yield ExperimentList(id="experiments", cursor_type="row", zebra_stripes=True)
         yield Static("", id="empty-help")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#empty-help").display = False
