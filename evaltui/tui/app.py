@@ -57,6 +57,7 @@ class EvalTUI(App[None]):
         self.config_path: Path = loaded.path
         self._config_warnings = loaded.warnings
         self._initial_experiment = experiment
+        self.opening_experiment = False
         super().__init__()
         if self.config.theme and self.config.theme in self.available_themes:
             self.theme = self.config.theme
@@ -76,7 +77,9 @@ class EvalTUI(App[None]):
             return "unknown"
 
     def on_mount(self) -> None:
-        self.push_screen(ExperimentListScreen())
+        # opened on an experiment: the list below it is built when the user goes back to it
+        self.opening_experiment = bool(self._initial_experiment)
+        self.push_screen(ExperimentListScreen(deferred=self.opening_experiment))
         for warning in self._config_warnings:
             self.notify(safe_text(warning, 400), title="config", severity="warning", timeout=15, markup=False)
         if self._initial_experiment:
@@ -107,8 +110,11 @@ class EvalTUI(App[None]):
         self.post_message(self.ExperimentFound(exp))
 
     def on_eval_tui_experiment_found(self, message: ExperimentFound) -> None:
+        self.opening_experiment = False
         if message.experiment is None:
             self.notify(safe_text(message.error or "not found", 400), severity="error", markup=False)
+            if isinstance(self.screen, ExperimentListScreen):
+                self.call_later(self.screen.ensure_built)
             return
         exp = message.experiment
         ref = f"{exp['project']}/{exp['name']}"
