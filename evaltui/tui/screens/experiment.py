@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.text import Text
@@ -22,15 +22,16 @@ from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
-from evaltui.query.filter import FilterError, filter_frame
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.filter_bar import FilterBar
 from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
-from evaltui.tui.widgets.trace_data import TraceData
 from evaltui.tui.widgets.trace_pane import TracePane
-from evaltui.tui.widgets.trace_tree import prepare_labels
+
+if TYPE_CHECKING:  # imported where used: start-up does not need the filter language or trace model
+    from evaltui.query.filter import FilterError
+    from evaltui.tui.widgets.trace_data import TraceData
 
 FIRST_PAGE = 200
 WIDE = 120  # terminal columns from which the trace pane opens beside the table
@@ -367,6 +368,9 @@ class ExperimentScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace")
     def load_trace(self, root_span_id: str, select: str | None) -> None:
+        from evaltui.tui.widgets.trace_data import TraceData
+        from evaltui.tui.widgets.trace_tree import prepare_labels
+
         try:
             frame = load_trace_spans(self.app.store, self.experiment["id"], root_span_id)  # type: ignore[attr-defined]
             trace = TraceData.from_frame(self.experiment["id"], root_span_id, frame)
@@ -471,6 +475,8 @@ class ExperimentScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="filter")
     def run_filter(self, row_type: str, text: str, frame: pl.DataFrame, quiet: bool = False) -> None:
+        from evaltui.query.filter import FilterError, filter_frame
+
         store = self.app.store  # type: ignore[attr-defined]
         eid = self.experiment["id"]
         try:
