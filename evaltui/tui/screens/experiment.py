@@ -205,19 +205,18 @@ class ExperimentScreen(Screen[None]):
     # -- loading ---------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rows")
-    def load_rows(self, row_type: str) -> None:
+    def load_rows(self, row_type: str, rest: bool = False) -> None:
         store = self.app.store  # type: ignore[attr-defined]
         eid = self.experiment["id"]
         try:
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            total = experiment_version(store, eid)[1]  # a count, cheap
-            first = load_trace_rows(store, eid, limit=FIRST_PAGE)
-            if total <= first.height:
-                self.post_message(self.RowsLoaded("traces", first, total, True))
-                return
-            self.post_message(self.RowsLoaded("traces", first, total, False))
+            if not rest:
+                total = experiment_version(store, eid)[1]  # a count, cheap
+                first = load_trace_rows(store, eid, limit=FIRST_PAGE)
+                self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
+                return  # the rest is loaded once this page is painted (see rows_loaded)
             # the whole experiment (served from the store's frame cache when it is current)
             frame = load_trace_rows(store, eid)
             self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
@@ -233,6 +232,9 @@ class ExperimentScreen(Screen[None]):
             self.total = message.total
         self.frames[message.row_type] = message.frame
         self.complete[message.row_type] = message.complete
+        if message.row_type == "traces" and not message.complete:
+            # the first page paints before the rest loads (the load would slow the paint)
+            self.call_after_refresh(self.load_rows, "traces", True)
         if self.filter_text is not None:
             self.filtered.pop(message.row_type, None)
             if message.row_type == self.row_type:
