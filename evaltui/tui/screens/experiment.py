@@ -235,6 +235,8 @@ class ExperimentScreen(Screen[None]):
         if message.row_type == "traces" and not message.complete:
             # the first page paints before the rest loads (the load would slow the paint)
             self.call_after_refresh(self.load_rows, "traces", True)
+        elif message.complete:
+            self.call_after_refresh(self._rows_settled)
         if self.filter_text is not None:
             self.filtered.pop(message.row_type, None)
             if message.row_type == self.row_type:
@@ -245,6 +247,10 @@ class ExperimentScreen(Screen[None]):
         if message.row_type == self.row_type:
             self._show_frame()
         self._update_title()
+
+    def _rows_settled(self) -> None:
+        self.query_one(TracePane).prepare()  # ready before the first enter
+        self.app.freeze_heap()  # type: ignore[attr-defined]
 
     def _columns_for(self, row_type: str) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
         frame = self.frames[row_type]

@@ -721,12 +721,16 @@ class ExperimentTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._styles = None
         self._view_cache = None
-        self._invalidate()
+        self._invalidate(cells=False)  # a restyle (focus, theme) keeps the formatted cells
 
     def on_resize(self, event: events.Resize) -> None:
         self._view_cache = None
+        layout = self._layout
         self._relayout()
-        self._invalidate()
+        if self._layout == layout:
+            self.refresh()  # same columns: the rendered rows stand, lines are cut to the new width
+        else:
+            self._invalidate()
         self._update_virtual_size()
         self._scroll_cursor_into_view()
 
@@ -840,9 +844,10 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     # -- caching ---------------------------------------------------------------------------
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, cells: bool = True) -> None:
         self._row_cache.clear()
-        self._cell_cache.clear()
+        if cells:
+            self._cell_cache.clear()
         self._header_cache = None
         self.refresh()
 

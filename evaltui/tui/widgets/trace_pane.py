@@ -69,6 +69,10 @@ class TracePane(Vertical):
         """True once the views are mounted (they are, soon after the first trace is shown)."""
         return self._built
 
+    def prepare(self) -> None:
+        """Mount the views now (call when idle), so the first trace opens without the wait."""
+        self._build()
+
     def _build(self) -> None:
         if self._built or self._building:
             return
