@@ -174,6 +174,7 @@ class ExperimentScreen(Screen[None]):
         self._trace_key: str | None = None
         self._layout_state: tuple[bool, bool, bool] | None = None
         self._reveal_timer: Timer | None = None
+        self._focus_on_reveal = False
         self.filter_text: str | None = None  # the applied filter (None: all rows)
         self.filtered: dict[str, pl.DataFrame] = {}  # row type -> the matching rows
 
@@ -353,8 +354,10 @@ class ExperimentScreen(Screen[None]):
         pane = self.query_one(TracePane)
         self._trace_key = root_span_id
         self.load_trace(root_span_id, select)
-        if focus:
+        if focus and self.pane_open:
             pane.focus_view()
+        elif focus:
+            self._focus_on_reveal = True  # moving focus now would repaint the screen twice
         if self.pane_open:
             pane.show_loading("trace")
         elif self._reveal_timer is None:
@@ -371,6 +374,9 @@ class ExperimentScreen(Screen[None]):
         self.pane_open = True
         self._layout()
         pane = self.query_one(TracePane)
+        if self._focus_on_reveal:
+            self._focus_on_reveal = False
+            pane.focus_view()
         if pane.trace is None or pane.trace.root_span_id != self._trace_key:
             pane.show_loading("trace")
 
@@ -419,6 +425,7 @@ class ExperimentScreen(Screen[None]):
         self._layout()
 
     def close_pane(self) -> None:
+        self._focus_on_reveal = False
         if self._reveal_timer is not None:
             self._reveal_timer.stop()
             self._reveal_timer = None

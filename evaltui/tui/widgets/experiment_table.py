@@ -727,9 +727,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._view_cache = None
         layout = self._layout
         self._relayout()
-        if self._layout == layout:
-            self.refresh()  # same columns: the rendered rows stand, lines are cut to the new width
-        else:
+        if self._layout != layout:  # same columns: the rendered rows stand (lines are cut to width)
             self._invalidate()
         self._update_virtual_size()
         self._scroll_cursor_into_view()
