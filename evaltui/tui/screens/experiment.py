@@ -206,23 +206,28 @@ class ExperimentScreen(Screen[None]):
     # -- loading ---------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rows")
-    def load_rows(self, row_type: str, rest: bool = False) -> None:
+    def load_rows(self, row_type: str) -> None:
         store = self.app.store  # type: ignore[attr-defined]
         eid = self.experiment["id"]
         try:
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            if not rest:
-                total = experiment_version(store, eid)[1]  # a count, cheap
-                first = load_trace_rows(store, eid, limit=FIRST_PAGE)
-                self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
-                return  # the rest is loaded once this page is painted (see rows_loaded)
-            # the whole experiment (served from the store's frame cache when it is current)
-            frame = load_trace_rows(store, eid)
-            self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
+            total = experiment_version(store, eid)[1]  # a count, cheap
+            first = load_trace_rows(store, eid, limit=FIRST_PAGE)
+            # the rest is loaded once this page is painted (see rows_loaded)
+            self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
         except Exception as e:
             self.post_message(self.LoadFailed(f"could not load {row_type} of {self.ref}: {e}"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="rows-rest")
+    def load_rest(self) -> None:
+        """All trace rows (served from the store's frame cache when it is current)."""
+        try:
+            frame = load_trace_rows(self.app.store, self.experiment["id"])  # type: ignore[attr-defined]
+            self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
+        except Exception as e:
+            self.post_message(self.LoadFailed(f"could not load traces of {self.ref}: {e}"))
 
     def on_experiment_screen_load_failed(self, message: LoadFailed) -> None:
         self.app.notify(safe_text(message.error, 300), severity="error", markup=False)
@@ -235,7 +240,7 @@ class ExperimentScreen(Screen[None]):
         self.complete[message.row_type] = message.complete
         if message.row_type == "traces" and not message.complete:
             # the first page paints before the rest loads (the load would slow the paint)
-            self.call_after_refresh(self.load_rows, "traces", True)
+            self.call_after_refresh(self.load_rest)
         elif message.complete:
             self.call_after_refresh(self._rows_settled)
         if self.filter_text is not None:
