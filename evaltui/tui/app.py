@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
@@ -17,10 +18,8 @@ from typing import Any
 
 
 def _import_polars() -> None:
-    try:
+    with contextlib.suppress(ImportError):  # the import where polars is used reports it
         import polars  # noqa: F401
-    except Exception:  # the import below reports it
-        pass
 
 
 # polars (the table's frames) loads in a thread while Textual loads here: half the start-up
@@ -28,19 +27,19 @@ def _import_polars() -> None:
 if "polars" not in sys.modules:
     threading.Thread(target=_import_polars, name="evaltui-import-polars", daemon=True).start()
 
-from textual import work  # noqa: E402
-from textual.app import App  # noqa: E402
-from textual.binding import Binding  # noqa: E402
-from textual.message import Message  # noqa: E402
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
 
-from evaltui.config import CLIPBOARD_MODES, Config, load_config, save_config  # noqa: E402
-from evaltui.store import NotFound, Store, find_experiment  # noqa: E402
-from evaltui.tui.clipboard import copy_text  # noqa: E402
-from evaltui.tui.commands import AppCommands, binding_entries  # noqa: E402
-from evaltui.tui.screens.experiment import ExperimentScreen  # noqa: E402
-from evaltui.tui.screens.experiment_list import ExperimentListScreen  # noqa: E402
-from evaltui.tui.screens.help import HelpScreen  # noqa: E402
-from evaltui.tui.widgets.text_safety import safe_text  # noqa: E402
+from evaltui.config import CLIPBOARD_MODES, Config, load_config, save_config
+from evaltui.store import NotFound, Store, find_experiment
+from evaltui.tui.clipboard import copy_text
+from evaltui.tui.commands import AppCommands, binding_entries
+from evaltui.tui.screens.experiment import ExperimentScreen
+from evaltui.tui.screens.experiment_list import ExperimentListScreen
+from evaltui.tui.screens.help import HelpScreen
+from evaltui.tui.widgets.text_safety import safe_text
 
 
 def _stylesheet() -> str:

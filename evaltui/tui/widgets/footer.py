@@ -8,7 +8,7 @@ paints a single cached strip.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -32,7 +32,7 @@ class KeyFooter(Widget, can_focus=False):
     """The main keys (bindings with ``show=True``) of the focused widget and its screen."""
 
     ALLOW_SELECT = False
-    COMPONENT_CLASSES = {"key-footer--key", "key-footer--description", "key-footer--divider"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"key-footer--key", "key-footer--description", "key-footer--divider"}
     DEFAULT_CSS = """
     KeyFooter {
         dock: bottom;
@@ -52,7 +52,7 @@ class KeyFooter(Widget, can_focus=False):
     }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._items: list[FooterItem] | None = None
         self._palette: FooterItem | None = None

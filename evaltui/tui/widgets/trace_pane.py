@@ -80,7 +80,7 @@ class TracePane(Vertical):
         self.call_later(self._mount_views)
 
     async def _mount_views(self) -> None:
-        SpanDetail, ThreadView, Timeline, TraceTree = _views()  # noqa: N806 - classes
+        SpanDetail, ThreadView, Timeline, TraceTree = _views()
         views = ContentSwitcher(
             Horizontal(
                 ContentSwitcher(TraceTree(id="tree"), Timeline(id="timeline"), initial="tree", id="pane-left"),

@@ -8,7 +8,7 @@ labels, not a thousand widgets' worth of layout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -79,7 +79,7 @@ ICON_COLLAPSED = "▶ "
 class SpanLine:
     """One span's node in the tree: what the cursor is on (``data`` is the span id)."""
 
-    __slots__ = ("span", "parent", "children", "orphan", "_expanded", "_tree")
+    __slots__ = ("_expanded", "_tree", "children", "orphan", "parent", "span")
 
     def __init__(self, tree: TraceTree, span: SpanNode, parent: SpanLine | None, orphan: bool = False) -> None:
         self._tree = tree
@@ -142,7 +142,7 @@ class TraceTree(ScrollView, can_focus=True):
         Binding("space", "toggle_node", "Fold / unfold", show=False, id="tree.toggle"),
     ]
     HELP_GROUP = "Span tree"
-    COMPONENT_CLASSES = {"trace-tree--guides", "trace-tree--cursor"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"trace-tree--guides", "trace-tree--cursor"}
     DEFAULT_CSS = """
     TraceTree {
         background: $surface;
