@@ -536,15 +536,26 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
 
     e_first, a_first = med(empty, "first_paint_s") * 1000, med(app, "first_paint_s") * 1000
     e_cpu, a_cpu = med(empty, "moves_cpu_s") * 1000, med(app, "moves_cpu_s") * 1000
+    e_frame, a_frame = med(empty, "first_frame_s") * 1000, med(app, "first_frame_s") * 1000
+    e_fcpu, a_fcpu = med(empty, "first_frame_cpu_s") * 1000, med(app, "first_frame_cpu_s") * 1000
     rows = app[0]["rows"]
     return [
         Figure("TUI first painted table", a_first, "ms", "<= 500",
-               f"fresh process to first rows painted, 160x48, median of {runs}; empty Textual app {e_first:.0f} ms"),
+               f"fresh process to first rows painted and the app idle, 160x48, median of {runs}; "
+               f"empty Textual app {e_first:.0f} ms (difference {a_first - e_first:.0f} ms)"),
+        Figure("TUI first frame with rows", a_frame, "ms", "",
+               f"fresh process to the first frame showing rows; empty app's first frame {e_frame:.0f} ms "
+               f"(difference {a_frame - e_frame:.0f} ms); CPU by then {a_fcpu:.0f} ms vs {e_fcpu:.0f} ms"),
         Figure("TUI all rows loaded", med(app, "all_rows_s") * 1000, "ms", "", f"{rows:,} rows in the table"),
         Figure("TUI 50 moves + jump to last (CPU)", a_cpu, "ms", f"<= {e_cpu * 1.5:.0f}",
                f"empty Textual app, same keys: {e_cpu:.0f} ms (target = empty + 50%); ratio {a_cpu / e_cpu:.2f}"),
+        Figure("TUI 50 moves + last, keys as sent (CPU)", med(app, "moves_sent_cpu_s") * 1000, "ms",
+               f"<= {med(empty, 'moves_sent_cpu_s') * 1500:.0f}",
+               f"without Pilot.press's per-key wait on every widget; empty app "
+               f"{med(empty, 'moves_sent_cpu_s') * 1000:.0f} ms; ratio "
+               f"{med(app, 'moves_sent_cpu_s') / med(empty, 'moves_sent_cpu_s'):.2f}"),
         Figure("TUI open a 1,000-span trace", med(app, "open_trace_ms"), "ms", "<= 100",
-               f"{app[0]['trace_spans']} spans, load + tree painted"),
+               f"{app[0]['trace_spans']} spans, load + tree painted; CPU {med(app, 'open_trace_cpu_ms'):.0f} ms"),
         Figure("TUI RSS", med(app, "rss_mb"), "MB", "<= 300", f"empty Textual app {med(empty, 'rss_mb'):.0f} MB"),
         Figure("TUI Analyze screen: A to findings", med(app, "analyze_screen_ms"), "ms", "<= 1000",
                f"insights computed directly: {med(app, 'analyze_call_ms'):.0f} ms; longest event-loop stall"
@@ -557,20 +568,59 @@ BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [
 ]
 
 
+def _bench_named(name: str) -> Callable[[Path, int, int], list[Figure]]:
+    for bench in BENCHES:
+        if bench.__name__ == f"bench_{name}":
+            return bench
+    raise ValueError(f"--only: no benchmark {name!r} (one of: {', '.join(b.__name__[6:] for b in BENCHES)})")
+
+
+def _prepare_store(workdir: Path, traces: int, spans_per_trace: int, as_json: bool) -> None:
+    """The synthetic store the later benchmarks use: one a run left in ``workdir`` with the
+    same sizes, else written now (its own figures are not reported)."""
+    marker = workdir / "bench-store.json"
+    if marker.exists() and (workdir / "bench.db").exists():
+        saved = json.loads(marker.read_text())
+        if saved.get("traces") == traces and saved.get("spans_per_trace") == spans_per_trace:
+            _STATE.update(saved["state"])
+            return
+    for stale in workdir.glob("bench.db*"):
+        stale.unlink()
+    shutil.rmtree(workdir / "cache", ignore_errors=True)
+    if not as_json:
+        print("writing the synthetic store ...", file=sys.stderr, flush=True)
+    bench_store(workdir, traces, spans_per_trace)
+    marker.write_text(json.dumps({"traces": traces, "spans_per_trace": spans_per_trace, "state": _STATE}))
+
+
 def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False,
-              skip_tui: bool = False) -> list[Figure]:
+              skip_tui: bool = False, only: str | None = None, workdir: Path | None = None) -> list[Figure]:
     """Run every benchmark in a temporary directory and print the figures.
 
     ``skip_tui``: leave out :func:`bench_tui` (fresh TUI processes, the slow part), for tests.
+    ``only``: run one benchmark (``tui``, ``query``, ...) over the synthetic store.
+    ``workdir``: work there and keep it; with ``only``, a store an earlier run left there
+    (same sizes) is reused instead of written again.
     """
     if traces < 1 or spans_per_trace < 1:
         raise ValueError("--traces and --spans-per-trace must be at least 1")
-    workdir = Path(tempfile.mkdtemp(prefix="evaltui-bench-"))
+    benches = BENCHES if only is None else [_bench_named(only)]
+    if workdir is not None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        keep = True
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="evaltui-bench-"))
     old_cache = os.environ.get("EVALTUI_CACHE_DIR")
     os.environ["EVALTUI_CACHE_DIR"] = str(workdir / "cache")
     figures: list[Figure] = []
     try:
-        for bench in BENCHES:
+        if only is not None and only != "store":
+            _prepare_store(workdir, traces, spans_per_trace, as_json)
+        elif only is None:
+            for stale in workdir.glob("bench.db*"):
+                stale.unlink()
+        for bench in benches:
             if skip_tui and bench is bench_tui:
                 continue
             if not as_json:

@@ -63,3 +63,10 @@ def test_styles_ship_with_the_package():
     from pathlib import Path
 
     assert any(Path(d, "app.tcss").is_file() for d in spec.submodule_search_locations)
+
+
+def test_tui_start_up_leaves_the_trace_views_and_filter_language_for_later():
+    """Opening the app imports what the first screen needs; the rest loads when first used."""
+    later = ["evaltui.query.filter", "evaltui.tui.widgets.trace_tree", "evaltui.tui.widgets.timeline",
+             "evaltui.tui.widgets.thread_view", "evaltui.tui.widgets.span_detail", "evaltui.tui.screens.columns"]
+    assert _loaded_after_import("evaltui.tui.app", later) == []

@@ -360,3 +360,82 @@ async def test_thread_of_a_huge_conversation_is_capped() -> None:
         await pilot.pause()
         assert len(view.children) == thread_view.ENTRY_LIMIT + 1
         assert "more messages not shown" in str(view.children[-1].render())
+
+
+# -- the span tree (Line API) --------------------------------------------------------------
+
+
+def big_tree(children: int = 999) -> TraceData:
+    """A root, one task span holding ``children`` llm spans, and a scorer."""
+    nodes = [node("r", None, name="eval", type="eval", start=0.0, end=2.0),
+             node("task", "r", name="task", start=0.0, end=1.5)]
+    nodes += [node(f"c{i}", "task", name=f"call {i}", type="llm", start=i / 1000, end=i / 1000 + 0.001,
+                   metrics={"tokens": i}) for i in range(children)]
+    nodes.append(node("score", "r", name="Factuality", type="score", start=1.9, end=2.0, scores={"Factuality": 0.25}))
+    return TraceData.from_nodes("e", "r", nodes)
+
+
+class TreeApp(App):
+    def __init__(self, trace: TraceData) -> None:
+        super().__init__()
+        self.trace = trace
+        self.selected: list[str | None] = []
+
+    def compose(self) -> ComposeResult:
+        yield TraceTree()
+
+    def on_mount(self) -> None:
+        tree = self.query_one(TraceTree)
+        tree.show_trace(self.trace)
+        tree.focus()
+
+    def on_trace_tree_span_selected(self, event: TraceTree.SpanSelected) -> None:
+        self.selected.append(event.span_id)
+
+
+async def test_big_tree_paints_only_the_lines_on_screen() -> None:
+    app = TreeApp(big_tree())
+    async with app.run_test(size=(80, 20)) as pilot:
+        await pilot.pause()
+        tree = app.query_one(TraceTree)
+        assert tree.last_line == 1001  # every span has a line
+        text = screen(app)
+        assert "▼ eval" in text and "├─ ▼ task" in text and "│  ├─ call 0 llm" in text
+        assert len(tree._labels) <= 20  # labels made for the lines painted, not for 1,002 spans
+        await pilot.press("G")
+        await pilot.pause()
+        assert tree.cursor_node.data == "score" and tree.scroll_y > 0
+        assert "└─ Factuality score" in screen(app) and "Factuality 0.25" in screen(app)
+        assert app.selected[-1] == "score"  # the detail follows the cursor
+
+
+async def test_tree_folds_and_unfolds_keeping_the_cursor_on_its_span() -> None:
+    app = TreeApp(big_tree(50))
+    async with app.run_test(size=(80, 20)) as pilot:
+        await pilot.pause()
+        tree = app.query_one(TraceTree)
+        tree.select_span("c10")
+        await pilot.pause()
+        assert tree.cursor_node.data == "c10"
+        await pilot.press("h")  # a leaf: h goes to the parent
+        assert tree.cursor_node.data == "task"
+        await pilot.press("h")  # an open parent: h folds it
+        await pilot.pause()
+        assert not tree.cursor_node.is_expanded and tree.last_line == 2
+        assert "▶ task" in screen(app) and "call 0" not in screen(app)
+        await pilot.press("space")
+        await pilot.pause()
+        assert tree.cursor_node.is_expanded and tree.last_line == 52
+        tree.cursor_node.collapse()
+        tree.select_span("c7")  # selecting a hidden span unfolds its parents
+        await pilot.pause()
+        assert tree.cursor_node.data == "c7" and "call 7" in screen(app)
+
+
+async def test_empty_trace_says_so() -> None:
+    app = TreeApp(TraceData.from_nodes("e", "r", []))
+    async with app.run_test(size=(40, 5)) as pilot:
+        await pilot.pause()
+        assert "(no spans)" in screen(app)
+        await pilot.press("j", "G", "l", "h", "space")  # nothing to move to: no error
+        assert app.query_one(TraceTree).cursor_node is None

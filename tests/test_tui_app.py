@@ -1155,3 +1155,39 @@ def test_snapshot(snap_compare, snap_dir: Path, name: str, experiment: str | Non
 def test_snapshot_empty_database(snap_compare, snap_dir: Path) -> None:
     assert snap_compare(_snap_app("empty.db"), terminal_size=(80, 24), run_before=_steps())
 
+
+
+# -- perf: the one-widget footer and the list built on demand ------------------------------
+
+
+async def test_footer_shows_whole_main_keys_and_follows_focus(db: Path) -> None:
+    from evaltui.tui.widgets.footer import KeyFooter
+
+    app, _ = make_app(db, "support-bot/new-prompt")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(KeyFooter)
+        line = screen_text(app).splitlines()[-1]
+        assert line.startswith(" ⏎ Open  esc Back  / Filter  t Traces/spans") and line.rstrip().endswith("▏^p palette")
+        shown = [i for i in footer.items if f" {i.key_display} {i.description} " in line]
+        assert shown == footer.items[: len(shown)]  # keys that do not fit are left out whole
+        x = line.index(" t Traces/spans") + 2
+        await pilot.click(KeyFooter, offset=(x, 0))  # a key in the footer is a button
+        await settle(pilot)
+        assert app.screen.row_type == "spans"
+        await pilot.press("t", "enter")
+        await settle(pilot)
+        assert "e Open in $EDITOR" in screen_text(app).splitlines()[-1]  # the pane's keys now
+
+
+async def test_experiment_opened_directly_builds_the_list_on_the_way_back(db: Path) -> None:
+    app, _ = make_app(db, "support-bot/baseline")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        below = app.screen_stack[-2]
+        assert isinstance(below, ExperimentListScreen) and not below.built and not below.children
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is below and below.built
+        assert "support-bot" in screen_text(app) and "baseline" in screen_text(app)
+        assert _list(app).row_count >= 2 and _list(app).cursor_row == 2  # on the one that was open

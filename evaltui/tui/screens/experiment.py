@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.text import Text
@@ -16,20 +16,22 @@ from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
-from evaltui.query.filter import FilterError, filter_frame
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.filter_bar import FilterBar
 from evaltui.tui.widgets.json_text import full_text
+from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
-from evaltui.tui.widgets.trace_data import TraceData
 from evaltui.tui.widgets.trace_pane import TracePane
-from evaltui.tui.widgets.trace_tree import prepare_labels
+
+if TYPE_CHECKING:  # imported where used: start-up does not need the filter language or trace model
+    from evaltui.query.filter import FilterError
+    from evaltui.tui.widgets.trace_data import TraceData
 
 FIRST_PAGE = 200
 WIDE = 120  # terminal columns from which the trace pane opens beside the table
@@ -175,6 +177,7 @@ class ExperimentScreen(Screen[None]):
         self._trace_key: str | None = None
         self._layout_state: tuple[bool, bool, bool] | None = None
         self._reveal_timer: Timer | None = None
+        self._focus_on_reveal = False
         self.filter_text: str | None = None  # the applied filter (None: all rows)
         self.filtered: dict[str, pl.DataFrame] = {}  # row type -> the matching rows
 
@@ -194,7 +197,7 @@ class ExperimentScreen(Screen[None]):
         bar = FilterBar(id="filter-bar")
         bar.display = False
         yield bar
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(ExperimentTable)
@@ -215,15 +218,19 @@ class ExperimentScreen(Screen[None]):
                 return
             total = experiment_version(store, eid)[1]  # a count, cheap
             first = load_trace_rows(store, eid, limit=FIRST_PAGE)
-            if total <= first.height:
-                self.post_message(self.RowsLoaded("traces", first, total, True))
-                return
-            self.post_message(self.RowsLoaded("traces", first, total, False))
-            # the whole experiment (served from the store's frame cache when it is current)
-            frame = load_trace_rows(store, eid)
-            self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
+            # the rest is loaded once this page is painted (see rows_loaded)
+            self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
         except Exception as e:
             self.post_message(self.LoadFailed(f"could not load {row_type} of {self.ref}: {e}"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="rows-rest")
+    def load_rest(self) -> None:
+        """All trace rows (served from the store's frame cache when it is current)."""
+        try:
+            frame = load_trace_rows(self.app.store, self.experiment["id"])  # type: ignore[attr-defined]
+            self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
+        except Exception as e:
+            self.post_message(self.LoadFailed(f"could not load traces of {self.ref}: {e}"))
 
     def on_experiment_screen_load_failed(self, message: LoadFailed) -> None:
         self.app.notify(safe_text(message.error, 300), severity="error", markup=False)
@@ -234,6 +241,11 @@ class ExperimentScreen(Screen[None]):
             self.total = message.total
         self.frames[message.row_type] = message.frame
         self.complete[message.row_type] = message.complete
+        if message.row_type == "traces" and not message.complete:
+            # the first page paints before the rest loads (the load would slow the paint)
+            self.call_after_refresh(self.load_rest)
+        elif message.complete:
+            self.call_after_refresh(self._rows_settled)
         if self.filter_text is not None:
             self.filtered.pop(message.row_type, None)
             if message.row_type == self.row_type:
@@ -244,6 +256,10 @@ class ExperimentScreen(Screen[None]):
         if message.row_type == self.row_type:
             self._show_frame()
         self._update_title()
+
+    def _rows_settled(self) -> None:
+        self.query_one(TracePane).prepare()  # ready before the first enter
+        self.app.freeze_heap()  # type: ignore[attr-defined]
 
     def _columns_for(self, row_type: str) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
         frame = self.frames[row_type]
@@ -346,8 +362,10 @@ class ExperimentScreen(Screen[None]):
         pane = self.query_one(TracePane)
         self._trace_key = root_span_id
         self.load_trace(root_span_id, select)
-        if focus:
+        if focus and self.pane_open:
             pane.focus_view()
+        elif focus:
+            self._focus_on_reveal = True  # moving focus now would repaint the screen twice
         if self.pane_open:
             pane.show_loading("trace")
         elif self._reveal_timer is None:
@@ -364,11 +382,17 @@ class ExperimentScreen(Screen[None]):
         self.pane_open = True
         self._layout()
         pane = self.query_one(TracePane)
+        if self._focus_on_reveal:
+            self._focus_on_reveal = False
+            pane.focus_view()
         if pane.trace is None or pane.trace.root_span_id != self._trace_key:
             pane.show_loading("trace")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace")
     def load_trace(self, root_span_id: str, select: str | None) -> None:
+        from evaltui.tui.widgets.trace_data import TraceData
+        from evaltui.tui.widgets.trace_tree import prepare_labels
+
         try:
             frame = load_trace_spans(self.app.store, self.experiment["id"], root_span_id)  # type: ignore[attr-defined]
             trace = TraceData.from_frame(self.experiment["id"], root_span_id, frame)
@@ -409,6 +433,7 @@ class ExperimentScreen(Screen[None]):
         self._layout()
 
     def close_pane(self) -> None:
+        self._focus_on_reveal = False
         if self._reveal_timer is not None:
             self._reveal_timer.stop()
             self._reveal_timer = None
@@ -473,6 +498,8 @@ class ExperimentScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="filter")
     def run_filter(self, row_type: str, text: str, frame: pl.DataFrame, quiet: bool = False) -> None:
+        from evaltui.query.filter import FilterError, filter_frame
+
         store = self.app.store  # type: ignore[attr-defined]
         eid = self.experiment["id"]
         try:

@@ -13,10 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
 
 from evaltui.store import load_experiments
 from evaltui.tui.commands import ExperimentListCommands
+from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
 
 MAX_SCORE_COLUMNS = 8
@@ -91,21 +93,52 @@ class ExperimentListScreen(Screen[None]):
             self.error = error
             super().__init__()
 
-    def __init__(self) -> None:
+    def __init__(self, *, deferred: bool = False) -> None:
         super().__init__(id="experiment-list")
         self.frame: pl.DataFrame | None = None
         self._select: str | None = None  # an experiment to put the cursor on once loaded
+        # deferred: the app opened an experiment directly; the list is built (and read from
+        # the database) the first time it is shown, not at start-up
+        self._deferred = deferred
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="list-title", classes="title-line")
-        yield ExperimentList(id="experiments", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="empty-help")
-        yield Footer()
+        if not self._deferred:
+            yield from self._widgets()
+
+    @staticmethod
+    def _widgets() -> list[Widget]:
+        return [
+            Static("", id="list-title", classes="title-line"),
+            ExperimentList(id="experiments", cursor_type="row", zebra_stripes=True),
+            Static("", id="empty-help"),
+            KeyFooter(),
+        ]
 
     def on_mount(self) -> None:
+        if not self._deferred:
+            self._start()
+
+    def _start(self) -> None:
         self.query_one("#empty-help").display = False
         self._title("loading experiments…")
         self.load()
+
+    @property
+    def built(self) -> bool:
+        """False while the list waits to be shown for the first time."""
+        return not self._deferred
+
+    async def ensure_built(self) -> None:
+        """Build and load the list now (a deferred list does this when first shown)."""
+        if not self._deferred:
+            return
+        self._deferred = False
+        await self.mount_all(self._widgets())
+        self._start()
+
+    async def on_screen_resume(self) -> None:
+        if self._deferred and not getattr(self.app, "opening_experiment", False):
+            await self.ensure_built()
 
     def _title(self, note: str = "") -> None:
         t = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -219,6 +252,8 @@ class ExperimentListScreen(Screen[None]):
     def select_experiment(self, experiment_id: str) -> None:
         """Put the cursor on an experiment (the one opened last), now or once loaded."""
         self._select = experiment_id
+        if self._deferred:
+            return
         table = self.query_one(ExperimentList)
         try:
             row = table.get_row_index(experiment_id)

@@ -451,6 +451,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         # instead of slicing and formatting them again
         self._cell_cache: LRUCache[int, list[tuple[list[str], Any]]] = LRUCache(_ROW_CACHE_SIZE)
         self._header_cache: list[tuple[Strip, Strip]] | None = None
+        # finished screen lines: (row, sub-line) -> (the row's strips, scroll_x, width, line);
+        # valid while the row's strips are the cached ones (a re-rendered row is a new list)
+        self._line_cache: LRUCache[tuple[int, int], tuple[Any, int, int, Strip]] = LRUCache(_ROW_CACHE_SIZE * 2)
         self._styles: dict[str, Any] | None = None
         self._view_cache: tuple[tuple[Size, Size], Size] | None = None
         if frame is not None:
@@ -718,12 +721,14 @@ class ExperimentTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._styles = None
         self._view_cache = None
-        self._invalidate()
+        self._invalidate(cells=False)  # a restyle (focus, theme) keeps the formatted cells
 
     def on_resize(self, event: events.Resize) -> None:
         self._view_cache = None
+        layout = self._layout
         self._relayout()
-        self._invalidate()
+        if self._layout != layout:  # same columns: the rendered rows stand (lines are cut to width)
+            self._invalidate()
         self._update_virtual_size()
         self._scroll_cursor_into_view()
 
@@ -837,9 +842,10 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     # -- caching ---------------------------------------------------------------------------
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, cells: bool = True) -> None:
         self._row_cache.clear()
-        self._cell_cache.clear()
+        if cells:
+            self._cell_cache.clear()
         self._header_cache = None
         self.refresh()
 
@@ -948,8 +954,22 @@ class ExperimentTable(ScrollView, can_focus=True):
                 self._render_rows(row)
                 strips = self._row_cache.get(row)
                 assert strips is not None
+            done = self._line_cache.get((row, sub))
+            if done is not None and done[0] is strips and done[1] == scroll_x and done[2] == width:
+                return done[3]  # scrolling back and forth, repaints: the same line again
             pinned, scrolling = strips[sub]
-            fill = self._row_style(row)
+            visible = max(0, width - layout.pinned_width)
+            shown = scrolling.crop(scroll_x, scroll_x + visible)
+            cells = pinned.cell_length + shown.cell_length
+            # one Strip for the line (join + pad would make two more on every repaint)
+            segments = [*pinned, *shown]
+            if cells < width:
+                segments.append(Segment(" " * (width - cells), self._row_style(row)))
+                strip = Strip(segments, width)
+            else:
+                strip = Strip(segments, cells).crop(0, width)
+            self._line_cache.set((row, sub), (strips, scroll_x, width, strip))
+            return strip
         visible = max(0, width - layout.pinned_width)
         strip = Strip.join([pinned, scrolling.crop(scroll_x, scroll_x + visible)])
         return strip.adjust_cell_length(width, fill)
@@ -1034,7 +1054,17 @@ class ExperimentTable(ScrollView, can_focus=True):
         rh = self.row_height
         is_cursor_row = row == self._cursor_row
         row_style = self._row_style(row)
-        parts: list[list[list[Segment]]] = [[[] for _ in range(rh)], [[] for _ in range(rh)]]
+        # runs of (texts, style): neighbouring cells in one style become one segment, so every
+        # later crop, divide and repaint of this row handles a few segments, not one per cell
+        parts: list[list[list[tuple[list[str], Style]]]] = [[[] for _ in range(rh)], [[] for _ in range(rh)]]
+
+        def add(part: int, sub: int, text: str, style: Style) -> None:
+            runs = parts[part][sub]
+            if runs and runs[-1][1] == style:
+                runs[-1][0].append(text)
+            else:
+                runs.append(([text], style))
+
         for i, (col, (lines, tone)) in enumerate(zip(layout.columns, cells, strict=True)):
             part = 0 if i < layout.pinned_count else 1
             tone_style = self._tone_style(tone)
@@ -1045,12 +1075,16 @@ class ExperimentTable(ScrollView, can_focus=True):
             align_right = col.kind in _NUMERIC_KINDS
             for sub in range(rh):
                 content = lines[sub] if sub < len(lines) else ""
-                parts[part][sub].append(Segment(" " + _fit_cell(content, col.width, align_right), style))
+                add(part, sub, " " + _fit_cell(content, col.width, align_right), style)
             if part == 0 and i == layout.pinned_count - 1:
                 for sub in range(rh):
-                    parts[0][sub].append(Segment("│", row_style + styles["divider"]))
+                    add(0, sub, "│", row_style + styles["divider"])
+
+        def strip(runs: list[tuple[list[str], Style]], cells: int) -> Strip:
+            return Strip([Segment("".join(texts), style) for texts, style in runs], cells)
+
         return [
-            (Strip(parts[0][sub], layout.pinned_width), Strip(parts[1][sub], layout.scroll_width))
+            (strip(parts[0][sub], layout.pinned_width), strip(parts[1][sub], layout.scroll_width))
             for sub in range(rh)
         ]
 

@@ -10,12 +10,26 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import polars as pl
 
 from evaltui.store.records import JSON_FIELDS
 
 SCORER_TYPES = frozenset({"score"})
 EXPLANATION_KEYS = ("explanation", "rationale", "reason", "reasoning", "justification", "comment")
+
+
+def _decode(text: str) -> Any:
+    """A stored JSON field decoded (orjson; json for what it refuses, e.g. NaN or huge ints);
+    text that is not JSON is kept as it is and shown as it is."""
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 @dataclass
@@ -121,10 +135,7 @@ class TraceData:
             for f in JSON_FIELDS:
                 text = rec.get(f)
                 if isinstance(text, str):
-                    try:
-                        rec[f] = json.loads(text)
-                    except ValueError:
-                        pass  # keep the text: it is shown as it is
+                    rec[f] = _decode(text)
             parents = rec.get("span_parents") or []
             nodes.append(
                 SpanNode(

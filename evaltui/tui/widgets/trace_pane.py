@@ -7,7 +7,7 @@ the pane only paints and routes keys.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,15 +16,26 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import ContentSwitcher, Static
 
-from evaltui.tui.widgets.json_text import full_text
-from evaltui.tui.widgets.span_detail import SpanDetail
 from evaltui.tui.widgets.text_safety import safe_text
-from evaltui.tui.widgets.thread_view import ThreadView
-from evaltui.tui.widgets.timeline import Timeline
-from evaltui.tui.widgets.trace_data import SpanNode, TraceData, format_cost, format_duration, format_tokens
-from evaltui.tui.widgets.trace_tree import TraceTree
+
+if TYPE_CHECKING:
+    from evaltui.tui.widgets.span_detail import SpanDetail
+    from evaltui.tui.widgets.thread_view import ThreadView
+    from evaltui.tui.widgets.timeline import Timeline
+    from evaltui.tui.widgets.trace_data import SpanNode, TraceData
+    from evaltui.tui.widgets.trace_tree import TraceTree
 
 VIEWS = ("tree", "timeline", "thread")
+
+
+def _views() -> tuple[type[SpanDetail], type[ThreadView], type[Timeline], type[TraceTree]]:
+    """The view widgets, imported when the pane first shows a trace (not at start-up)."""
+    from evaltui.tui.widgets.span_detail import SpanDetail
+    from evaltui.tui.widgets.thread_view import ThreadView
+    from evaltui.tui.widgets.timeline import Timeline
+    from evaltui.tui.widgets.trace_tree import TraceTree
+
+    return SpanDetail, ThreadView, Timeline, TraceTree
 
 
 class TracePane(Vertical):
@@ -58,6 +69,10 @@ class TracePane(Vertical):
         """True once the views are mounted (they are, soon after the first trace is shown)."""
         return self._built
 
+    def prepare(self) -> None:
+        """Mount the views now (call when idle), so the first trace opens without the wait."""
+        self._build()
+
     def _build(self) -> None:
         if self._built or self._building:
             return
@@ -65,6 +80,7 @@ class TracePane(Vertical):
         self.call_later(self._mount_views)
 
     async def _mount_views(self) -> None:
+        SpanDetail, ThreadView, Timeline, TraceTree = _views()
         views = ContentSwitcher(
             Horizontal(
                 ContentSwitcher(TraceTree(id="tree"), Timeline(id="timeline"), initial="tree", id="pane-left"),
@@ -102,9 +118,9 @@ class TracePane(Vertical):
             self._update_title()
             self._build()
             return
-        self.query_one(TraceTree).show_trace(trace, node.span_id if node else None)
-        self.query_one(Timeline).show_trace(trace, node.span_id if node else None)
-        self.query_one(SpanDetail).show_span(trace, node)
+        self.query_one("#tree").show_trace(trace, node.span_id if node else None)
+        self.query_one("#timeline").show_trace(trace, node.span_id if node else None)
+        self.query_one("#detail").show_span(trace, node)
         self._thread_for = None
         if self.view == "thread":
             self._show_thread()
@@ -112,10 +128,12 @@ class TracePane(Vertical):
 
     def _show_thread(self) -> None:
         if self.trace is not None and self._thread_for is not self.trace:
-            self.query_one(ThreadView).show_trace(self.trace)
+            self.query_one("#thread").show_trace(self.trace)
             self._thread_for = self.trace
 
     def _update_title(self) -> None:
+        from evaltui.tui.widgets.trace_data import format_cost, format_duration, format_tokens
+
         t = Text(no_wrap=True, overflow="ellipsis", end="")
         trace = self.trace
         if trace is not None and trace.root is not None:
@@ -150,12 +168,12 @@ class TracePane(Vertical):
             switcher.current = "thread"
             self._show_thread()
             if focus:
-                self.query_one(ThreadView).focus()
+                self.query_one("#thread").focus()
         else:
             switcher.current = "spans-view"
             self.query_one("#pane-left", ContentSwitcher).current = view
             self.query_one("#spans-view").set_class(view == "timeline", "-timeline")
-            target = self.query_one(TraceTree) if view == "tree" else self.query_one(Timeline)
+            target = self.query_one("#tree") if view == "tree" else self.query_one("#timeline")
             if self.selected is not None:
                 target.select_span(self.selected.span_id)
             if focus:
@@ -171,11 +189,11 @@ class TracePane(Vertical):
             self._focus_pending = True  # the views are mounted with the first trace
             return
         if self.view == "thread":
-            self.query_one(ThreadView).focus()
+            self.query_one("#thread").focus()
         elif self.view == "timeline":
-            self.query_one(Timeline).focus()
+            self.query_one("#timeline").focus()
         else:
-            self.query_one(TraceTree).focus()
+            self.query_one("#tree").focus()
 
     def on_trace_tree_span_selected(self, event: TraceTree.SpanSelected) -> None:
         self._select(event.span_id)
@@ -190,20 +208,22 @@ class TracePane(Vertical):
         if node is None or node is self.selected:
             return
         self.selected = node
-        self.query_one(SpanDetail).show_span(self.trace, node)
+        self.query_one("#detail").show_span(self.trace, node)
 
     # -- copy and edit ---------------------------------------------------------------------
 
     def _field(self) -> tuple[str, Any] | None:
         if not self._built:
             return None
-        detail = self.query_one(SpanDetail)
+        detail = self.query_one("#detail")
         field = detail.active_field()
         if field is None or self.selected is None:
             return None
         return field, detail.field_value(field)
 
     def action_copy_field(self) -> None:
+        from evaltui.tui.widgets.json_text import full_text
+
         found = self._field()
         if found is None:
             self.app.notify("Nothing to copy: the span has no fields", severity="warning")
@@ -218,6 +238,8 @@ class TracePane(Vertical):
         self.app.copy_text(text, f"span {self.selected.name} as JSON")  # type: ignore[attr-defined]
 
     def action_edit_field(self) -> None:
+        from evaltui.tui.widgets.json_text import full_text
+
         found = self._field()
         if found is None:
             self.app.notify("Nothing to open: the span has no fields", severity="warning")
