@@ -93,10 +93,11 @@ class ViewsScreen(ModalScreen[None]):
         lst.highlighted = current if self.entries else None
         lst.focus()
 
-    def refresh_entries(self) -> None:
-        """Rebuild the list from the host (after a change, or when shared views arrive)."""
+    def refresh_entries(self, select: str | None = None) -> None:
+        """Rebuild the list from the host (after a change, or when shared views arrive);
+        the highlight stays on its view, or goes to ``select`` (a ``kind:name`` key)."""
         lst = self.query_one(ViewList)
-        keep = self._entry().key if self._entry() is not None else None
+        keep = select or (self._entry().key if self._entry() is not None else None)
         self.entries = self.host.view_entries()
         lst.clear_options()
         options: list[Option] = []
@@ -154,7 +155,7 @@ class ViewsScreen(ModalScreen[None]):
         def done(result: tuple[str, bool] | None) -> None:
             if result and result[0] != e.name:
                 self.host.rename_view_entry(e.kind, e.name, result[0])
-                self.refresh_entries()
+                self.refresh_entries(select=f"{e.kind}:{result[0]}")
 
         self.app.push_screen(NamePrompt(f"Rename view {e.name!r}", e.name), done)
 

@@ -60,7 +60,7 @@ class FilterBar(Vertical):
         self._row_type = "traces"
         self.completions: list[str] = []
         self.highlighted = 0
-        self._recalling = False
+        self._quiet_value: str | None = None  # a value we set: its Changed event is not typing
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter, e.g. scores.Factuality < 0.5 and error is null", id="filter-input",
@@ -134,10 +134,9 @@ class FilterBar(Vertical):
         self._set_value(self.history[pos])
 
     def _set_value(self, text: str) -> None:
-        self._recalling = True
+        self._quiet_value = text
         self.input.value = text
         self.input.cursor_position = len(text)
-        self._recalling = False
         self._hide_completions()
 
     # -- completion ---------------------------------------------------------------------------
@@ -195,10 +194,8 @@ class FilterBar(Vertical):
         text, cursor = inp.value, inp.cursor_position
         start = word_start(text, cursor)
         new = text[:start] + choice + " " + text[cursor:].lstrip(" ")
-        self._recalling = True
         inp.value = new
         inp.cursor_position = start + len(choice) + 1
-        self._recalling = False
         self._update_completions()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -217,8 +214,9 @@ class FilterBar(Vertical):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        if self._recalling:
-            return
+        if self._quiet_value is not None and event.value == self._quiet_value:
+            return  # a recalled filter, not typing
+        self._quiet_value = None
         self._history_pos = None
         self._update_completions()
 
