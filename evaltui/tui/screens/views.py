@@ -55,6 +55,18 @@ class ViewList(OptionList):
         Binding("k,up", "cursor_up", "Up", show=False, id="views.cursor-up"),
         Binding("g,home", "first", "First", show=False, id="views.cursor-first"),
         Binding("G,end", "last", "Last", show=False, id="views.cursor-last"),
+        Binding("enter", "screen.apply", "Apply", id="views.apply"),
+    ]
+
+
+class GroupList(OptionList):
+    HELP_GROUP = "Group by"
+    BINDINGS = [
+        Binding("j,down", "cursor_down", "Down", show=False, id="group.cursor-down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id="group.cursor-up"),
+        Binding("g,home", "first", "First", show=False, id="group.cursor-first"),
+        Binding("G,end", "last", "Last", show=False, id="group.cursor-last"),
+        Binding("enter", "screen.apply", "Group", id="group.apply"),
     ]
 
 
@@ -63,7 +75,6 @@ class ViewsScreen(ModalScreen[None]):
 
     HELP_GROUP = "Views dialog"
     BINDINGS = [
-        Binding("enter", "apply", "Apply", id="views.apply"),
         Binding("r", "rename", "Rename", id="views.rename"),
         Binding("u", "update", "Update with current", id="views.update"),
         Binding("d,delete", "delete", "Delete", id="views.delete"),
@@ -109,17 +120,18 @@ class ViewsScreen(ModalScreen[None]):
             lst.highlighted = index
 
     def _label(self, e: ViewEntry) -> Text:
+        """One line: current mark, kind, name, default marks, what the view shows (cut to fit)."""
         t = Text(no_wrap=True, overflow="ellipsis", end="")
         t.append("● " if e.current else "  ", "bold")
         t.append(f"{KINDS[e.kind]:<9}", "dim")
-        t.append(safe_text(e.name, 30).ljust(31), "bold" if e.current else "")
-        marks = []
+        t.append(safe_text(e.name, 24).ljust(25), "bold" if e.current else "")
         if e.my_default:
-            marks.append("★ my default")
+            t.append("★ my default ", "#e5c07b")
         if e.project_default:
-            marks.append("◆ project default")
-        t.append("  ".join(marks).ljust(32), "#e5c07b")
-        t.append(safe_text(e.summary, 80), "dim")
+            t.append("◆ project default ", "#e5c07b")
+        t.append(safe_text(e.summary, 100), "dim")
+        # the dialog is at most 110 wide (2 border, 2 padding, a scrollbar)
+        t.truncate(max(20, min(104, self.app.size.width - 7)), overflow="ellipsis")
         return t
 
     def _entry(self) -> ViewEntry | None:
@@ -255,12 +267,12 @@ class GroupScreen(ModalScreen[tuple[str | None, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="group-box"):
             yield Static(Text("Group rows by", "bold"), id="group-title")
-            yield ViewList(id="group-list")
+            yield GroupList(id="group-list")
             yield Static("", id="group-order")
             yield Static(Text("enter group · s order groups · esc close", "dim"), id="group-help")
 
     def on_mount(self) -> None:
-        lst = self.query_one(ViewList)
+        lst = self.query_one(GroupList)
         for path in self.paths:
             label = "(no grouping)" if path is None else path
             lst.add_option(Option(Text(("● " if path == self.current else "  ") + safe_text(label, 60))))
@@ -281,6 +293,11 @@ class GroupScreen(ModalScreen[tuple[str | None, str] | None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         self.dismiss((self.paths[event.option_index], self.group_sort))
+
+    def action_apply(self) -> None:
+        i = self.query_one(GroupList).highlighted
+        if i is not None:
+            self.dismiss((self.paths[i], self.group_sort))
 
     def action_close(self) -> None:
         self.dismiss(None)
