@@ -320,7 +320,7 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
         self._title_extras(t)
         if note:
             t.append("  " + safe_text(note, 200), "bold red")
-        self.query_one("#exp-title", Static).update(t)
+        self.query_one("#exp-title", Static).update(t, layout=False)  # one line high: no relayout
 
     # -- rows and traces -------------------------------------------------------------------
 

@@ -156,9 +156,11 @@ class FilterBar(Vertical):
         self._show_completions()
 
     def _show_completions(self) -> None:
+        # the line keeps its place while the bar is open (empty when there is nothing to
+        # offer): showing and hiding it would lay the whole screen out again on each key
         line = self.query_one("#filter-completions", Static)
         if not self.completions:
-            line.display = False
+            line.update("", layout=False)
             return
         start = max(0, self.highlighted - MAX_SHOWN + 1)
         shown = self.completions[start:start + MAX_SHOWN]
@@ -171,12 +173,11 @@ class FilterBar(Vertical):
         rest = len(self.completions) - start - len(shown)
         if rest > 0:
             out.append(f"  +{rest} more", "dim")
-        line.update(out)
-        line.display = True
+        line.update(out, layout=False)
 
     def _hide_completions(self) -> None:
         self.completions = []
-        self.query_one("#filter-completions", Static).display = False
+        self.query_one("#filter-completions", Static).update("", layout=False)
 
     def action_move_completion(self, step: int) -> None:
         if self.completions:
