@@ -96,10 +96,11 @@ class SavedView:
     density: str | None = None
     layout: dict[str, Any] = field(default_factory=dict)
     comparisons: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know, kept
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (TOML and JSON friendly; empty fields left out), without the name."""
-        out: dict[str, Any] = {"row_type": self.row_type, "view": self.view}
+        out: dict[str, Any] = {**self.extra, "row_type": self.row_type, "view": self.view}
         for key in ("filter", "search", "group", "density"):
             value = getattr(self, key)
             if value:
@@ -148,10 +149,9 @@ class SavedView:
             density=data.get("density") if data.get("density") in DENSITIES else None,
             layout=dict(layout) if isinstance(layout, dict) else {},
             comparisons=[c for c in comparisons if isinstance(c, str)] if isinstance(comparisons, list) else [],
+            extra={k: v for k, v in data.items() if k not in ARRANGEMENT_FIELDS and k != "group_sort"},
         )
 
-    def same_arrangement(self, other: SavedView) -> bool:
-        return self.to_dict() == other.to_dict()
 
 
 @dataclass
@@ -171,6 +171,8 @@ class Config:
     # project -> view name -> personal saved view; project -> name of my default view
     views: dict[str, dict[str, SavedView]] = field(default_factory=dict)
     default_views: dict[str, str] = field(default_factory=dict)
+    # entries under [views] that are not views (kept as written, never lost)
+    views_raw: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def remember_filter(self, text: str) -> None:
@@ -240,7 +242,15 @@ class Config:
             out["columns"] = columns
         if self.filter_history:
             out["filter_history"] = list(self.filter_history)
-        views = {p: {n: v.to_dict() for n, v in per.items()} for p, per in self.views.items() if per}
+        views: dict[str, Any] = {}
+        for p, raw in self.views_raw.items():
+            views[p] = dict(raw) if isinstance(raw, dict) else raw
+        for p, per in self.views.items():
+            if per:
+                target = views.setdefault(p, {})
+                if not isinstance(target, dict):
+                    continue
+                target.update({n: v.to_dict() for n, v in per.items()})
         if views:
             out["views"] = views
         if self.default_views:
@@ -297,11 +307,14 @@ class Config:
         if isinstance(views, dict):
             for project, per in views.items():
                 if not isinstance(per, dict):
+                    cfg.views_raw[project] = per
+                    warnings.append(f"views.{project} is not a table of views; kept as it is")
                     continue
                 for name, raw in per.items():
                     view = SavedView.from_dict(name, raw)
                     if view is None:
-                        warnings.append(f"views.{project}.{name} is not a table; ignored")
+                        cfg.views_raw.setdefault(project, {})[name] = raw
+                        warnings.append(f"views.{project}.{name} is not a table; kept as it is, not used")
                     else:
                         cfg.views.setdefault(project, {})[name] = view
         defaults = data.get("default_views", {})

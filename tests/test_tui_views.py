@@ -398,6 +398,13 @@ def _snap(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, st
           size: tuple[int, int]) -> bool:
     db = tmp_path / "snap.db"
     build(db)
+    if "v" in steps:  # the list with a saved view of mine, my default
+        import os
+
+        Path(os.environ["EVALTUI_CONFIG"]).write_text(
+            'clipboard = "osc52"\nuser = "alice"\n[default_views]\nproj = "failing shipping"\n'
+            '[views.proj."failing shipping"]\nview = "Errors"\nfilter = "metadata.category = \'shipping\'"\n'
+            'sort = [["scores.acc", "desc"]]\n')
     app = EvalTUI(db, "proj/exp")
 
     async def run_before(pilot: Any) -> None:
