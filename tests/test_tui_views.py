@@ -102,6 +102,10 @@ async def go_to_column(pilot: Any, key: str) -> None:
 
 
 async def test_filter_count_matches_export_and_history_recalls(db: Path) -> None:
+    from click.testing import CliRunner
+
+    from evaltui.cli import cli
+
     text = "scores.acc < 0.6 and metadata.category = 'billing'"
     store = Store(db)
     try:
@@ -109,6 +113,10 @@ async def test_filter_count_matches_export_and_history_recalls(db: Path) -> None
     finally:
         store.close()
     assert expected == 2  # t00 and t06 (billing: i % 3 == 0; t03 has no score, t09 scores 0.82)
+    exported = CliRunner().invoke(cli, ["export", "proj/exp", "--format", "jsonl", "--filter", text, "--db", str(db)],
+                                  catch_exceptions=False)
+    assert exported.exit_code == 0
+    assert len(exported.output.strip().splitlines()) == expected
     app = EvalTUI(db, "proj/exp")
     async with app.run_test(size=(160, 40)) as pilot:
         await opened(pilot)
@@ -390,6 +398,65 @@ async def test_group_by_category_with_means_and_collapse(db: Path) -> None:
         app.screen.set_all_groups(True)
         await pilot.pause()
         assert t.row_count == 3
+
+
+async def test_palette_names_sort_group_search_and_builtin_views(db: Path) -> None:
+    from evaltui.tui.commands import view_commands
+
+    app = EvalTUI(db, "proj/exp")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await opened(pilot)
+        screen = app.screen
+        commands = {name: run for name, run, _ in view_commands(screen)}
+        commands["View: Errors"]()
+        await settle(pilot)
+        assert sorted(keys(app)) == ["t01", "t07"]
+        commands["View: Default"]()
+        screen.set_sort([("scores.acc", True)])
+        screen.set_group("metadata.model")
+        await settle(pilot)
+        assert table(app).row_count == 14
+        commands["Group: collapse all"]()
+        await pilot.pause()
+        assert table(app).row_count == 2
+        commands["Group: expand all"]()
+        commands["Group: none"]()
+        commands["Sort: clear"]()
+        await settle(pilot)
+        assert keys(app) == [f"t{i:02d}" for i in range(12)]
+
+
+async def test_grouping_span_rows_by_a_trace_only_path_does_not_loop(db: Path) -> None:
+    app = EvalTUI(db, "proj/exp")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await opened(pilot)
+        screen = app.screen
+        screen.set_group("llm_calls")
+        screen.set_sort([("scores.acc", False)])
+        await settle(pilot)
+        assert [g.label for g in table(app).groups] == ["0"]
+        await pilot.press("t")  # span rows have no llm_calls count: one group
+        await settle(pilot)
+        assert [g.label for g in table(app).groups] == ["(none)"]
+        assert table(app).row_count == 13
+
+
+async def test_default_view_arranges_the_rest_when_it_loads(db: Path, config_file: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first page shows at once; the whole experiment arrives later and is sorted too."""
+    import evaltui.tui.screens.experiment as experiment_module
+
+    monkeypatch.setattr(experiment_module, "FIRST_PAGE", 5)
+    config_file.write_text('clipboard = "osc52"\n[default_views]\nproj = "by acc"\n'
+                           '[views.proj."by acc"]\nsort = [["scores.acc", "desc"]]\n')
+    app = EvalTUI(db, "proj/exp")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await settle(pilot)
+        assert app.screen.complete["traces"]
+        assert table(app).row_count == 12
+        assert keys(app)[:3] == ["t11", "t10", "t09"] and keys(app)[-1] == "t03"
+        assert "view: by acc" in title(app)
 
 
 # -- snapshots -------------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def group_key_expr(frame: pl.DataFrame, path: str) -> pl.Expr:
         json_path = "$" + "".join(f"[{_json_string(p)}]" for p in parts)
         expr = pl.col("metadata").str.json_path_match(json_path)
     else:
-        raise ValueError(f"cannot group by {path!r}: no such column or metadata path")
+        # a path these rows do not have (say, a trace column on span rows): one group
+        expr = pl.lit(None, dtype=pl.Utf8)
     return expr.fill_null(NONE_LABEL)
 
 

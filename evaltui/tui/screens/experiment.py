@@ -256,7 +256,7 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
             self.filtered.pop(message.row_type, None)
             if message.row_type == self.row_type:
                 # the filter goes on showing the rows it matched until it has run on these
-                self.run_filter(message.row_type, self.filter_text, message.frame, quiet=True)
+                self.run_filter(message.row_type, self.filter_text or "", message.frame, quiet=True)
                 self._update_title()
                 return
         if message.row_type == self.row_type:
@@ -527,8 +527,15 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
                                         markup=False)
                         self.apply_builtin("Default")
                         return
-                    self.app.notify(safe_text(f"Filter cleared: {why}", 300), severity="warning", markup=False)
-                    self.clear_filter()
+                    if self.filter_text is not None:
+                        self.app.notify(safe_text(f"Filter cleared: {why}", 300), severity="warning", markup=False)
+                        self.clear_filter()
+                        return
+                    # nothing left to drop but the sort and group: show the rows as loaded
+                    self.app.notify(safe_text(f"Sort and group cleared: {why}", 300), severity="warning",
+                                    markup=False)
+                    self.sort_keys, self.group_by = [], None
+                    self.rearrange()
                 return
             if message.error is not None:
                 bar.show_error(message.text, message.error.message, message.error.column)
@@ -583,6 +590,7 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
 
     def apply_columns(self, columns: list[ColumnSpec]) -> None:
         """Show ``columns`` now and remember them for this project and row type."""
+        self.view_columns = None  # columns chosen by hand replace a loaded view's
         self.query_one(ExperimentTable).set_columns(columns)
         _, defaults = self._columns_for(self.row_type)
         settings = settings_from(columns, defaults)
