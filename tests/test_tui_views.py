@@ -151,7 +151,9 @@ async def test_filter_completes_paths_and_values(db: Path) -> None:
         assert bar.value == "metadata.category "
         await pilot.press("equals_sign", "space")
         assert bar.completions == ["'billing'", "'shipping'", "'technical'"]
-        await pilot.press("ctrl+n", "tab")
+        await pilot.press("ctrl+n", "ctrl+n", "shift+tab")
+        assert bar.highlighted == 1
+        await pilot.press("tab")
         assert bar.value == "metadata.category = 'shipping' "
         await pilot.press("enter")
         await settle(pilot)
@@ -249,6 +251,22 @@ async def save_view(pilot: Any, name: str, shared: bool = False) -> None:
         await pilot.press("ctrl+t")
     await pilot.press("enter")
     await settle(pilot)
+
+
+async def test_save_prompt_esc_saves_nothing_and_an_empty_name_is_refused(db: Path) -> None:
+    app = EvalTUI(db, "proj/exp")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await opened(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await pilot.press("enter")  # no name
+        await settle(pilot)
+        assert isinstance(app.screen, NamePrompt)
+        assert any("needs a name" in n.message for n in app._notifications)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, NamePrompt)
+    assert load_config().config.views == {}
 
 
 async def test_saved_view_survives_a_restart_as_my_default(db: Path, config_file: Path) -> None:

@@ -3,8 +3,8 @@ completions under it (paths, operators, values seen in the data), and the last e
 message and a caret line under the column that went wrong).
 
 Keys in the bar: enter applies, esc closes (the filter stays), up / down recall older /
-newer filters from the history, tab takes the highlighted completion, ctrl+n / ctrl+p move
-the highlight.
+newer filters from the history, tab takes the highlighted completion, ctrl+n / shift+tab
+move the highlight forward / back.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class FilterBar(Vertical):
         Binding("down", "history(1)", "Newer filter", show=False, id="filter.history-forward"),
         Binding("tab", "complete", "Complete", show=False, priority=True, id="filter.complete"),
         Binding("ctrl+n", "move_completion(1)", "Next completion", show=False, id="filter.next-completion"),
-        Binding("ctrl+p", "move_completion(-1)", "Previous completion", show=False,
+        # ctrl+p is the command palette's (a priority binding), so back is shift+tab
+        Binding("shift+tab", "move_completion(-1)", "Previous completion", show=False, priority=True,
                 id="filter.previous-completion"),
     ]
 
@@ -203,6 +204,8 @@ class FilterBar(Vertical):
         if action == "complete":
             # tab moves focus as usual when the bar is not being typed in
             return self.input.has_focus
+        if action == "move_completion" and parameters == (-1,):
+            return self.input.has_focus and bool(self.completions)
         return True
 
     # -- events -------------------------------------------------------------------------------
