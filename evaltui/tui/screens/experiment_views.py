@@ -341,9 +341,7 @@ class ExperimentViews:
                 self._update_title()  # type: ignore[attr-defined]
                 return
         if self.row_type in self.frames:
-            self.rearrange()
-            if self.view_columns is not None and not self._arranging():
-                self._show_frame()  # type: ignore[attr-defined]
+            self.rearrange()  # shows the frame (with the view's columns) or arranges it first
         self._update_title()  # type: ignore[attr-defined]
 
     def apply_builtin(self, name: str) -> None:
