@@ -521,3 +521,16 @@ SNAPS = {
 def test_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
                   size: tuple[int, int]) -> None:
     assert _snap(snap_compare, tmp_path, monkeypatch, SNAPS[name], size)
+
+
+def test_bench_times_filter_sort_group_and_search_in_a_fresh_process(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaltui import bench
+
+    monkeypatch.setenv("EVALTUI_CACHE_DIR", str(tmp_path / "cache"))
+    bench.bench_store(tmp_path, 300, 4)
+    figures = bench.bench_tui_arrange(tmp_path, 300, 4, runs=1)
+    assert [f.name for f in figures] == [f"TUI {op}: key to repainted table" for op in ("filter", "sort", "group",
+                                                                                          "search")]
+    assert all(f.value > 0 and f.target == "<= 100" for f in figures)
+    assert "301 rows -> " in figures[0].note  # the synthetic experiment's traces (and its big trace)
