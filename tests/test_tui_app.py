@@ -837,7 +837,6 @@ async def _sort(app, pilot, clip, key):
     await settle(pilot)
     descending = key == "right_square_bracket"
     assert screen.sort_keys == [("scores.Factuality", descending)]
-    values = [t.current_row() for _ in ()]  # noqa: F841 - the frame below is what shows
     shown = [v for v in t.frame["scores.Factuality"].to_list() if v is not None]
     assert shown == sorted(shown, reverse=descending)
     assert t.frame["scores.Factuality"].to_list()[-1] is None  # the timed-out row: nulls last
@@ -848,7 +847,7 @@ async def _sort(app, pilot, clip, key):
 
 
 @driver("experiment.views")
-async def _views(app, pilot, clip, key):
+async def _views_dialog(app, pilot, clip, key):
     from evaltui.tui.screens.views import ViewsScreen
 
     await pilot.press(key)
@@ -917,7 +916,7 @@ async def _group(app, pilot, clip, key):
     await pilot.press("enter")
     await settle(pilot)
     t = table(app)
-    assert [g.label for g in t.groups][0] == "shipping"  # the largest group first
+    assert t.groups[0].label == "shipping"  # the largest group first
     assert t.row_count == 5 + 4
     assert "group: metadata.category (4)" in screen_text(app)
     app.screen.set_group(None)

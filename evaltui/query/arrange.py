@@ -9,6 +9,7 @@ result that contain a text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import polars as pl
 
 from evaltui.query.filter import _quote

@@ -125,8 +125,7 @@ class FilterBar(Vertical):
             pos = len(self.history) - 1
         else:
             pos = self._history_pos + step
-        if pos < 0:
-            pos = 0
+        pos = max(pos, 0)
         if pos >= len(self.history):
             self._history_pos = None
             self._set_value(self._draft)
