@@ -86,6 +86,10 @@ def header_text(t: ExperimentTable) -> str:
     return "".join(seg.text for seg in [*pinned, *scrolling])
 
 
+def _project_id(store: Store) -> str:
+    return store.read("SELECT id FROM projects WHERE name = 'proj'")[0][0]
+
+
 async def opened(pilot: Any) -> None:
     await settle(pilot)
     assert table(pilot.app).row_count == 12
@@ -351,6 +355,22 @@ async def test_shared_view_reaches_another_process_as_project_default(db: Path, 
             return sorted(k for k in keys(app2) if k)
 
     assert await asyncio.create_task(second()) == ["t01", "t07"]
+
+    # a shared view can be my default too (it wins over the project default)
+    other.write_text('clipboard = "osc52"\n[default_views]\nproj = "calm"\n')
+    store = Store(db)
+    from evaltui.store.writers import set_shared_view
+
+    set_shared_view(store, _project_id(store), "calm",
+                    {"view": "Non-errors"})
+    store.close()
+    app3 = EvalTUI(Store(db), "proj/exp")
+    async with app3.run_test(size=(160, 40)) as pilot3:
+        await settle(pilot3)
+        await settle(pilot3)
+        assert "view: calm" in title(app3) and table(app3).row_count == 10
+        marks = {e.key: (e.my_default, e.project_default) for e in app3.screen.view_entries()}
+        assert marks["shared:calm"] == (True, False) and marks["shared:broken"] == (False, True)
 
 
 # -- search ---------------------------------------------------------------------------------------------

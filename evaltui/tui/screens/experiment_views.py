@@ -359,20 +359,30 @@ class ExperimentViews:
 
     def view_entries(self) -> list[ViewEntry]:
         config = self.app.config
-        mine = config.default_views.get(self.project)
+        personal = config.project_views(self.project)
+        # my default is a name: a view of mine, else a shared one, else a built-in (as it loads)
+        mine = self._default_ref(config.default_views.get(self.project), ("personal", "shared", "builtin"))
+        project = self._default_ref(self.project_default, ("shared", "builtin"))
         current = self.saved_view
         out = []
         for name in BUILTIN_VIEWS:
             out.append(ViewEntry("builtin", name, BUILTIN_HELP.get(name, ""),
                                  current=current is None and self.view_name == name,
-                                 my_default=mine == name and name not in config.project_views(self.project),
-                                 project_default=self.project_default == name and name not in self.shared_views))
-        for kind, views in (("personal", config.project_views(self.project)), ("shared", self.shared_views)):
+                                 my_default=mine == ("builtin", name), project_default=project == ("builtin", name)))
+        for kind, views in (("personal", personal), ("shared", self.shared_views)):
             for name, view in sorted(views.items()):
                 out.append(ViewEntry(kind, name, _summary(view), current=current == (kind, name),
-                                     my_default=kind == "personal" and mine == name,
-                                     project_default=kind == "shared" and self.project_default == name))
+                                     my_default=mine == (kind, name), project_default=project == (kind, name)))
         return out
+
+    def _default_ref(self, name: str | None, kinds: tuple[str, ...]) -> tuple[str, str] | None:
+        """Which view a default name means: the first kind that has a view of that name."""
+        if not name:
+            return None
+        for kind in kinds:
+            if self._find_view(kind, name) is not None:
+                return (kind, name)
+        return None
 
     def _find_view(self, kind: str, name: str) -> SavedView | None:
         if kind == "builtin":
@@ -513,19 +523,19 @@ class ExperimentViews:
 
     def _apply_default_view(self) -> None:
         """My default, else the project default, else the built-in Default (nothing to do)."""
-        mine = self.app.config.default_views.get(self.project)
-        for kind, name in (("personal", mine), ("builtin", mine), ("shared", self.project_default),
-                           ("builtin", self.project_default)):
-            if not name:
-                continue
-            view = self._find_view(kind, name)
-            if view is not None:
-                if kind == "builtin":
-                    if name != "Default":
-                        self.apply_builtin(name)
-                else:
-                    self.apply_view(view, kind)
-                return
+        ref = self._default_ref(self.app.config.default_views.get(self.project), ("personal", "shared", "builtin"))
+        ref = ref or self._default_ref(self.project_default, ("shared", "builtin"))
+        if ref is None:
+            return
+        kind, name = ref
+        view = self._find_view(kind, name)
+        if view is None:
+            return
+        if kind == "builtin":
+            if name != "Default":
+                self.apply_builtin(name)
+        else:
+            self.apply_view(view, kind)
 
     @work(thread=True, exit_on_error=False, group="views-write")
     def _write_shared(self, name: str, view: dict[str, Any] | None, rename_to: str | None) -> None:
