@@ -7,6 +7,8 @@ moment the first rows are painted, headless, at 160x48. Two readings of "painted
 ``first_paint_s`` waits until the app is also idle after the rows arrive (Pilot.pause, as
 earlier runs measured it), ``first_frame_s`` is when the first frame showing rows is
 written to the (headless) terminal, whatever still runs in the background.
+MODE ``arrange`` (``DB EXPERIMENT``)
+times key press to repainted table for filter, sort, group and search (issue 4).
 """
 
 from __future__ import annotations
@@ -172,8 +174,96 @@ async def _analyze(app, pilot, screen) -> dict:
             "analyze_call_ms": (time.perf_counter() - t0) * 1000}
 
 
+async def _until(check, limit: float = 60.0) -> None:
+    """Wait (yielding to the app) until ``check()`` is true."""
+    end = time.perf_counter() + limit
+    while not check():
+        if time.perf_counter() > end:
+            raise TimeoutError("the table did not change")
+        await asyncio.sleep(0.0005)
+
+
+async def _arrange(db: str, experiment: str) -> dict:
+    """Key press to repainted table for filter, sort, group and search (issue 4), and for one
+    cursor move (the baseline: the least a key press to repaint costs)."""
+    from evaltui.tui.app import EvalTUI
+    from evaltui.tui.screens.views import GroupScreen
+    from evaltui.tui.widgets.experiment_table import ExperimentTable
+    from evaltui.tui.widgets.filter_bar import FilterBar
+    from evaltui.tui.widgets.search_bar import SearchBar
+
+    config = Path(tempfile.mkdtemp()) / "config.toml"
+    app = EvalTUI(db, experiment=experiment, config_path=config)
+    out: dict = {}
+    async with app.run_test(size=SIZE) as pilot:
+        while not (app.screen.query(ExperimentTable) and app.screen.complete.get("traces")):
+            await asyncio.sleep(0.005)
+        await pilot.pause()
+        screen = app.screen
+        table = screen.query_one(ExperimentTable)
+        out["rows"] = table.row_count
+
+        async def timed(key: str, done) -> float:
+            """Wall ms from the key press to the repainted table; CPU ms (all threads) kept
+            in ``out["cpu"]``, which a busy machine inflates less."""
+            t0, c0 = time.perf_counter(), time.process_time()
+            await pilot.press(key)
+            await _until(done)
+            await pilot.pause()  # the repaint
+            out.setdefault("cpu", {})[key] = (time.process_time() - c0) * 1000
+            return (time.perf_counter() - t0) * 1000
+
+        out["move_ms"] = await timed("j", lambda: table.cursor_row == 1)
+        out["move_cpu_ms"] = out["cpu"]["j"]
+        score = next(c for c in table.frame.columns if c.startswith("scores."))
+        # filter
+        await pilot.press("slash")
+        text = f"{score} < 0.5 and metadata.category = 'billing'"
+        screen.query_one(FilterBar).input.value = text
+        await pilot.pause()
+        out["filter_ms"] = await timed("enter", lambda: screen.filter_text == text)
+        out["filter_cpu_ms"] = out["cpu"]["enter"]
+        out["filtered_rows"] = table.row_count
+        await pilot.press("escape", "escape")  # close the bar, clear the filter
+        await _until(lambda: screen.filter_text is None and table.row_count == out["rows"])
+        await pilot.pause()
+        # sort, descending by the score
+        table.move_cursor(column=[c.key for c in table.visible_columns].index(score))
+        await pilot.pause()
+        before = table.frame
+        out["sort_ms"] = await timed("right_square_bracket", lambda: table.frame is not before)
+        out["sort_cpu_ms"] = out["cpu"]["right_square_bracket"]
+        screen.set_sort([])
+        await _until(lambda: not screen.filtered)
+        await pilot.pause()
+        # group by category
+        await pilot.press("b")
+        await _until(lambda: isinstance(app.screen, GroupScreen))
+        await pilot.pause()
+        app.screen.query_one("#group-list").highlighted = app.screen.paths.index("metadata.category")
+        await pilot.pause()
+        out["group_ms"] = await timed("enter", lambda: bool(table.groups))
+        out["group_cpu_ms"] = out["cpu"]["enter"]
+        screen.set_group(None)
+        await _until(lambda: not table.groups)
+        await pilot.pause()
+        # search
+        await pilot.press("ctrl+f")
+        screen.query_one(SearchBar).input.value = "damaged item"
+        await pilot.pause()
+        title = screen.query_one("#exp-title")
+        out["search_ms"] = await timed("enter", lambda: "search: damaged item (" in str(title.render()))
+        out["search_cpu_ms"] = out["cpu"]["enter"]
+        del out["cpu"]
+        out["search_hits"] = len(screen.search_hits)
+    return out
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0]
+    if mode == "arrange":
+        print(json.dumps(asyncio.run(_arrange(argv[1], argv[2]))))
+        return 0
     result = asyncio.run(_empty() if mode == "empty" else _evaltui(argv[1], argv[2], argv[3]))
     print(json.dumps(result))
     return 0

@@ -70,6 +70,90 @@ class ColumnSettings:
         )
 
 
+HISTORY_SIZE = 100  # filter-bar entries remembered
+ARRANGEMENT_FIELDS = ("row_type", "view", "filter", "search", "sort", "group", "group_sort", "columns", "density",
+                      "layout", "comparisons")
+
+
+@dataclass
+class SavedView:
+    """A named arrangement of an experiment's table (issue 4), saved in config or shared.
+
+    ``view`` is a built-in view's name; ``sort`` holds (column, descending) pairs, most
+    significant first; ``columns`` the column settings (None: the project's own). ``layout``
+    and ``comparisons`` are kept for the comparison screens (issue 5) and written back as read.
+    """
+
+    name: str
+    row_type: str = "traces"
+    view: str = "Default"
+    filter: str | None = None
+    search: str | None = None
+    sort: list[tuple[str, bool]] = field(default_factory=list)
+    group: str | None = None
+    group_sort: str = "size"
+    columns: ColumnSettings | None = None
+    density: str | None = None
+    layout: dict[str, Any] = field(default_factory=dict)
+    comparisons: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know, kept
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (TOML and JSON friendly; empty fields left out), without the name."""
+        out: dict[str, Any] = {**self.extra, "row_type": self.row_type, "view": self.view}
+        for key in ("filter", "search", "group", "density"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        if self.group:
+            out["group_sort"] = self.group_sort
+        if self.sort:
+            out["sort"] = [[k, "desc" if d else "asc"] for k, d in self.sort]
+        if self.columns is not None and not self.columns.is_empty():
+            out["columns"] = self.columns.to_dict()
+        if self.layout:
+            out["layout"] = dict(self.layout)
+        if self.comparisons:
+            out["comparisons"] = list(self.comparisons)
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, data: Any) -> SavedView | None:
+        """A view from stored data; None when it is not a table. Bad fields fall back."""
+        if not isinstance(data, dict):
+            return None
+
+        def text(key: str) -> str | None:
+            v = data.get(key)
+            return v if isinstance(v, str) and v else None
+
+        sort: list[tuple[str, bool]] = []
+        raw_sort = data.get("sort")
+        if isinstance(raw_sort, list):
+            for item in raw_sort:
+                if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+                    sort.append((item[0], item[1] in ("desc", True)))
+        columns = ColumnSettings.from_dict(data.get("columns")) if isinstance(data.get("columns"), dict) else None
+        layout = data.get("layout")
+        comparisons = data.get("comparisons")
+        return cls(
+            name=name,
+            row_type=data.get("row_type") if data.get("row_type") in ROW_TYPES else "traces",
+            view=text("view") or "Default",
+            filter=text("filter"),
+            search=text("search"),
+            sort=sort,
+            group=text("group"),
+            group_sort=text("group_sort") or "size",
+            columns=None if columns is None or columns.is_empty() else columns,
+            density=data.get("density") if data.get("density") in DENSITIES else None,
+            layout=dict(layout) if isinstance(layout, dict) else {},
+            comparisons=[c for c in comparisons if isinstance(c, str)] if isinstance(comparisons, list) else [],
+            extra={k: v for k, v in data.items() if k not in ARRANGEMENT_FIELDS and k != "group_sort"},
+        )
+
+
+
 @dataclass
 class Config:
     """Everything evaltui remembers between runs. Unknown keys are kept and written back."""
@@ -82,7 +166,50 @@ class Config:
     keymap: dict[str, str] = field(default_factory=dict)
     # project -> row type ("traces" | "spans") -> column settings
     columns: dict[str, dict[str, ColumnSettings]] = field(default_factory=dict)
+    # the filter bar's history, oldest first
+    filter_history: list[str] = field(default_factory=list)
+    # project -> view name -> personal saved view; project -> name of my default view
+    views: dict[str, dict[str, SavedView]] = field(default_factory=dict)
+    default_views: dict[str, str] = field(default_factory=dict)
+    # entries under [views] that are not views (kept as written, never lost)
+    views_raw: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def remember_filter(self, text: str) -> None:
+        """Put ``text`` last in the filter history (once; the oldest entries drop off)."""
+        text = text.strip()
+        if not text:
+            return
+        if text in self.filter_history:
+            self.filter_history.remove(text)
+        self.filter_history.append(text)
+        del self.filter_history[:-HISTORY_SIZE]
+
+    def project_views(self, project: str) -> dict[str, SavedView]:
+        return dict(self.views.get(project, {}))
+
+    def save_view(self, project: str, view: SavedView) -> None:
+        self.views.setdefault(project, {})[view.name] = view
+
+    def delete_view(self, project: str, name: str) -> bool:
+        per = self.views.get(project, {})
+        found = per.pop(name, None) is not None
+        if not per:
+            self.views.pop(project, None)
+        if self.default_views.get(project) == name:
+            self.default_views.pop(project, None)
+        return found
+
+    def rename_view(self, project: str, old: str, new: str) -> bool:
+        per = self.views.get(project, {})
+        view = per.pop(old, None)
+        if view is None:
+            return False
+        view.name = new
+        per[new] = view
+        if self.default_views.get(project) == old:
+            self.default_views[project] = new
+        return True
 
     def column_settings(self, project: str, row_type: str) -> ColumnSettings:
         return self.columns.get(project, {}).get(row_type, ColumnSettings())
@@ -113,6 +240,21 @@ class Config:
         columns = {p: v for p, v in columns.items() if v}
         if columns:
             out["columns"] = columns
+        if self.filter_history:
+            out["filter_history"] = list(self.filter_history)
+        views: dict[str, Any] = {}
+        for p, raw in self.views_raw.items():
+            views[p] = dict(raw) if isinstance(raw, dict) else raw
+        for p, per in self.views.items():
+            if per:
+                target = views.setdefault(p, {})
+                if not isinstance(target, dict):
+                    continue
+                target.update({n: v.to_dict() for n, v in per.items()})
+        if views:
+            out["views"] = views
+        if self.default_views:
+            out["default_views"] = dict(self.default_views)
         return out
 
     @classmethod
@@ -120,7 +262,8 @@ class Config:
         """A config from parsed TOML, and warnings for values that were ignored."""
         warnings: list[str] = []
         cfg = cls()
-        known = {"density", "clipboard", "theme", "user", "last_experiment", "keymap", "columns"}
+        known = {"density", "clipboard", "theme", "user", "last_experiment", "keymap", "columns", "filter_history",
+                 "views", "default_views"}
         cfg.extra = {k: v for k, v in data.items() if k not in known}
         density = data.get("density", cfg.density)
         if density in DENSITIES:
@@ -157,6 +300,26 @@ class Config:
                         cs = ColumnSettings.from_dict(settings)
                         if not cs.is_empty():
                             cfg.columns.setdefault(project, {})[row_type] = cs
+        history = data.get("filter_history", [])
+        if isinstance(history, list):
+            cfg.filter_history = [h for h in history if isinstance(h, str) and h.strip()][-HISTORY_SIZE:]
+        views = data.get("views", {})
+        if isinstance(views, dict):
+            for project, per in views.items():
+                if not isinstance(per, dict):
+                    cfg.views_raw[project] = per
+                    warnings.append(f"views.{project} is not a table of views; kept as it is")
+                    continue
+                for name, raw in per.items():
+                    view = SavedView.from_dict(name, raw)
+                    if view is None:
+                        cfg.views_raw.setdefault(project, {})[name] = raw
+                        warnings.append(f"views.{project}.{name} is not a table; kept as it is, not used")
+                    else:
+                        cfg.views.setdefault(project, {})[name] = view
+        defaults = data.get("default_views", {})
+        if isinstance(defaults, dict):
+            cfg.default_views = {p: n for p, n in defaults.items() if isinstance(n, str) and n}
         return cfg, warnings
 
 

@@ -151,3 +151,53 @@ def test_config_module_does_not_import_textual() -> None:
     code = "import evaltui.config, sys; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- saved views and filter history (issue 4) ------------------------------------------------
+
+
+def test_saved_views_defaults_and_history_round_trip() -> None:
+    from evaltui.config import SavedView
+
+    cfg = Config()
+    for text in ("a = 1", "b = 2", "a = 1"):
+        cfg.remember_filter(text)
+    assert cfg.filter_history == ["b = 2", "a = 1"]  # once, the latest last
+    view = SavedView("late & \"broken\"", row_type="spans", view="Errors", filter="metadata.x = 'y\\n'",
+                     search="sorry", sort=[("scores.acc", True), ("duration", False)], group="metadata.category",
+                     group_sort="score:scores.acc", columns=ColumnSettings(order=["input", "scores.acc"],
+                                                                           hidden=["input"], widths={"input": 40}),
+                     density="tall", layout={"split": "vertical"}, comparisons=["exp-1"])
+    cfg.save_view("my project", view)
+    cfg.default_views["my project"] = view.name
+    save_config(cfg)
+    loaded = load_config()
+    assert loaded.warnings == []
+    back = loaded.config
+    assert back.filter_history == ["b = 2", "a = 1"]
+    assert back.views["my project"][view.name] == view
+    assert back.default_views == {"my project": view.name}
+    # rename carries the default; delete clears it
+    assert back.rename_view("my project", view.name, "new")
+    assert back.default_views["my project"] == "new"
+    assert back.delete_view("my project", "new")
+    assert back.views == {} and back.default_views == {}
+
+
+def test_bad_saved_view_is_reported_and_bad_fields_fall_back(_config_env: Path) -> None:
+    _config_env.parent.mkdir(parents=True, exist_ok=True)
+    _config_env.write_text('views.p.bad = 3\n[views.p.ok]\nrow_type = "rows"\ndensity = "huge"\n'
+                           'sort = [["a", "desc"], "junk"]\nfilter_history = 1\n')
+    loaded = load_config()
+    assert any("views.p.bad is not a table" in w for w in loaded.warnings)
+    save_config(loaded.config)
+    assert tomllib.loads(_config_env.read_text())["views"]["p"]["bad"] == 3  # kept, never lost
+    ok = loaded.config.views["p"]["ok"]
+    assert (ok.row_type, ok.density, ok.sort, ok.view) == ("traces", None, [("a", True)], "Default")
+
+
+def test_filter_history_keeps_the_last_hundred() -> None:
+    cfg = Config()
+    for i in range(150):
+        cfg.remember_filter(f"x = {i}")
+    assert len(cfg.filter_history) == 100 and cfg.filter_history[-1] == "x = 149"

@@ -215,6 +215,8 @@ async def enter_context(pilot: Any, context: str) -> None:
     elif context == "help":
         await pilot.press("question_mark")
         await settle(pilot)
+    elif context in VIEW_CONTEXTS:
+        await enter_view_context(pilot, context)
 
 
 def start_ref(context: str) -> str | None:
@@ -774,6 +776,10 @@ async def _help_scroll(app, pilot, clip, key):
     assert box.scroll_y != before
 
 
+# The experiment screen's sort / views / search / group keys (experiment_views.py), in every experiment context.
+VIEW_IDS = ["experiment.sort-asc", "experiment.sort-desc", "experiment.views", "experiment.save-view",
+            "experiment.search", "experiment.search-next", "experiment.search-previous", "experiment.group"]
+
 # What help lists in each context (a new binding fails here until it has a driver).
 HELP_IDS: dict[str, list[str]] = {
     "list": ["list.cursor-down", "list.cursor-up", "list.cursor-first", "list.cursor-last",
@@ -783,29 +789,33 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "experiment.export", "experiment.dataset", "app.quit", "app.help", "experiment.analyze"],
+              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
-                  "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous", "experiment.export",
-                  "experiment.dataset", "app.quit", "app.help", "experiment.analyze"],
+                  "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
+                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
-                      "experiment.view-thread", "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                      "experiment.export", "experiment.dataset", "app.quit", "app.help", "experiment.analyze"],
+                      "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
+                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset",
-                    "app.quit", "app.help", "experiment.analyze"],
+                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],
     "help": ["help.close", "help.scroll-down", "help.scroll-up"],
+    "views": ["views.cursor-down", "views.cursor-up", "views.cursor-first", "views.cursor-last", "views.apply",
+              "views.rename", "views.update", "views.delete", "views.my-default", "views.project-default",
+              "views.close"],
+    "group": ["group.cursor-down", "group.cursor-up", "group.cursor-first", "group.cursor-last", "group.apply",
+              "group.order", "group.close"],
 }
 CASES = [(context, binding_id) for context, ids in HELP_IDS.items() for binding_id in ids]
 
@@ -813,7 +823,7 @@ CASES = [(context, binding_id) for context, ids in HELP_IDS.items() for binding_
 @pytest.mark.parametrize("context", list(HELP_IDS))
 async def test_help_lists_the_live_bindings_of_each_context(db: Path, context: str) -> None:
     async with running(db, context) as (app, pilot, _):
-        if context in ("columns", "help"):
+        if context in ("columns", "help", *VIEW_CONTEXTS):
             # a dialog's own keys (its hint line shows them): read them the way help does
             from evaltui.tui.commands import binding_entries
 
@@ -831,7 +841,8 @@ async def test_help_lists_the_live_bindings_of_each_context(db: Path, context: s
 
 
 # Drivers that leave the context (close a dialog, go back) get a fresh app for each key.
-FRESH_PER_KEY = {"experiment.back", "help.close", "columns.close"}
+FRESH_PER_KEY = {"experiment.back", "help.close", "columns.close", "views.close", "views.apply", "group.close",
+                 "group.apply"}
 
 
 @pytest.mark.parametrize(("context", "binding_id"), CASES)
@@ -848,6 +859,241 @@ async def test_every_help_binding_does_what_it_says(db: Path, context: str, bind
         for key in keys[1:]:
             async with running(db, context) as (app, pilot, clip):
                 await DRIVERS[binding_id](app, pilot, clip, key)
+
+
+# -- sort, views, search, group (experiment_views.py) --------------------------------------
+
+VIEW_CONTEXTS = ("views", "group")
+
+
+async def enter_view_context(pilot: Any, context: str) -> None:
+    app = pilot.app
+    if context == "views":
+        # one personal view to rename, update, delete and make a default
+        app.screen.save_view("mine")
+        await settle(pilot)
+        await pilot.press("v")
+    else:
+        await pilot.press("b")
+    await settle(pilot)
+
+
+@driver("experiment.sort-asc", "experiment.sort-desc")
+async def _sort(app, pilot, clip, key):
+    screen = app.screen
+    t = table(app)
+    t.move_cursor(column=[c.key for c in t.visible_columns].index("scores.Factuality"))
+    screen.set_sort([])
+    await settle(pilot)
+    await pilot.press(key)
+    await settle(pilot)
+    descending = key == "right_square_bracket"
+    assert screen.sort_keys == [("scores.Factuality", descending)]
+    shown = [v for v in t.frame["scores.Factuality"].to_list() if v is not None]
+    assert shown == sorted(shown, reverse=descending)
+    assert t.frame["scores.Factuality"].to_list()[-1] is None  # the timed-out row: nulls last
+    assert "sort: scores.Factuality" in screen_text(app)
+    await pilot.press(key)  # the same key again removes the sort
+    await settle(pilot)
+    assert screen.sort_keys == []
+
+
+@driver("experiment.views")
+async def _views_dialog(app, pilot, clip, key):
+    from evaltui.tui.screens.views import ViewsScreen
+
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, ViewsScreen)
+    assert "Assigned to me" in screen_text(app)
+    await pilot.press("escape")
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+
+
+@driver("experiment.save-view")
+async def _save_view(app, pilot, clip, key):
+    from evaltui.tui.screens.views import NamePrompt
+
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, NamePrompt)
+    await pilot.press(*"saved", "enter")
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+    assert "saved" in load_config().config.views["support-bot"]
+
+
+@driver("experiment.search")
+async def _search(app, pilot, clip, key):
+    from evaltui.tui.widgets.search_bar import SearchBar
+
+    await pilot.press(key)
+    await settle(pilot)
+    bar = app.screen.query_one(SearchBar)
+    assert bar.display and app.focused is bar.input
+    bar.input.value = "ship"
+    await pilot.press("enter")
+    await settle(pilot)
+    assert "search: ship (2 matches)" in screen_text(app)
+    await pilot.press("escape")
+    await settle(pilot)
+    assert not bar.display
+
+
+@driver("experiment.search-next", "experiment.search-previous")
+async def _search_next(app, pilot, clip, key):
+    screen = app.screen
+    if screen.search_text != "ship":
+        await pilot.press("ctrl+f")
+        screen.query_one("SearchBar").input.value = "ship"
+        await pilot.press("enter", "escape")
+        await settle(pilot)
+    t = table(app)
+    t.move_cursor(row=2)
+    await pilot.pause()
+    await pilot.press(key)
+    await pilot.pause()
+    assert t.cursor_row == (4 if key == "n" else 0)  # "ship" is in rows 0 and 4
+
+
+@driver("experiment.group")
+async def _group(app, pilot, clip, key):
+    from evaltui.tui.screens.views import GroupScreen
+
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, GroupScreen)
+    app.screen.query_one("#group-list").highlighted = app.screen.paths.index("metadata.category")
+    await pilot.press("enter")
+    await settle(pilot)
+    t = table(app)
+    assert t.groups[0].label == "shipping"  # the largest group first
+    assert t.row_count == 5 + 4
+    assert "group: metadata.category (4)" in screen_text(app)
+    app.screen.set_group(None)
+    await settle(pilot)
+
+
+def _views_list(app: EvalTUI) -> Any:
+    return app.screen.query_one("#views-list") if app.screen.id == "views-dialog" else app.screen.query_one(
+        "#group-list")
+
+
+@driver("views.cursor-down", "views.cursor-up", "views.cursor-first", "views.cursor-last", "group.cursor-down",
+        "group.cursor-up", "group.cursor-first", "group.cursor-last")
+async def _views_cursor(app, pilot, clip, key):
+    lst = _views_list(app)
+    lst.highlighted = 2
+    await pilot.pause()
+    await pilot.press(key)
+    await pilot.pause()
+    last = lst.option_count - 1
+    assert lst.highlighted == {"j": 3, "down": 3, "k": 1, "up": 1, "g": 0, "home": 0, "G": last, "end": last}[key]
+
+
+def _highlight_view(app: EvalTUI, key: str) -> None:
+    screen = app.screen
+    screen.query_one("#views-list").highlighted = [e.key for e in screen.entries].index(key)
+
+
+@driver("views.apply")
+async def _views_apply(app, pilot, clip, key):
+    _highlight_view(app, "builtin:Errors")
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+    assert table(app).row_count == 1  # the timed-out trace
+    assert "Errors" in screen_text(app)
+
+
+@driver("views.rename")
+async def _views_rename(app, pilot, clip, key):
+    from evaltui.tui.screens.views import NamePrompt
+
+    name = "mine" if "personal:mine" in [e.key for e in app.screen.entries] else "renamed"
+    _highlight_view(app, f"personal:{name}")
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, NamePrompt)
+    app.screen.query_one("#name-input").value = "renamed" if name == "mine" else "mine"
+    await pilot.press("enter")
+    await settle(pilot)
+    assert set(load_config().config.views["support-bot"]) == {"renamed" if name == "mine" else "mine"}
+
+
+@driver("views.update")
+async def _views_update(app, pilot, clip, key):
+    app.screen.host.sort_keys = [("duration", True)]
+    _highlight_view(app, "personal:mine")
+    await pilot.press(key)
+    await settle(pilot)
+    assert load_config().config.views["support-bot"]["mine"].sort == [("duration", True)]
+
+
+@driver("views.delete")
+async def _views_delete(app, pilot, clip, key):
+    screen = app.screen
+    screen.host.save_view("spare")
+    screen.refresh_entries()
+    _highlight_view(app, "personal:spare")
+    await pilot.press(key)
+    await settle(pilot)
+    assert "personal:spare" not in [e.key for e in screen.entries]
+    assert set(load_config().config.views["support-bot"]) == {"mine"}
+
+
+@driver("views.my-default")
+async def _views_my_default(app, pilot, clip, key):
+    _highlight_view(app, "personal:mine")
+    await pilot.press(key)
+    await settle(pilot)
+    assert load_config().config.default_views == {"support-bot": "mine"}
+    assert "★ my default" in screen_text(app)
+    await pilot.press(key)  # again: no personal default
+    await settle(pilot)
+    assert load_config().config.default_views == {}
+
+
+@driver("views.project-default")
+async def _views_project_default(app, pilot, clip, key):
+    from evaltui.store import project_settings
+
+    _highlight_view(app, "builtin:Unreviewed")
+    await pilot.press(key)
+    await settle(pilot)
+    assert "◆ project default" in screen_text(app)
+    pid = app.screen.host.experiment["project_id"]
+    assert project_settings(app.store, pid)["default_view"] == "Unreviewed"
+    await pilot.press(key)
+    await settle(pilot)
+    assert project_settings(app.store, pid)["default_view"] is None
+
+
+@driver("group.apply")
+async def _group_apply(app, pilot, clip, key):
+    app.screen.query_one("#group-list").highlighted = app.screen.paths.index("review_status")
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+    assert [g.label for g in table(app).groups] == ["unreviewed"]
+
+
+@driver("views.close", "group.close")
+async def _views_close(app, pilot, clip, key):
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+
+
+@driver("group.order")
+async def _group_order(app, pilot, clip, key):
+    screen = app.screen
+    before = screen.group_sort
+    await pilot.press(key)
+    await pilot.pause()
+    assert screen.group_sort != before
+    assert "groups: by name" in screen_text(app) or "first" in screen_text(app)
 
 
 # -- behaviour ----------------------------------------------------------------------------

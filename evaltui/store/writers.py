@@ -81,6 +81,33 @@ def update_project_settings(store: Store, project_id: str, **changes: Any) -> di
     return settings
 
 
+def set_shared_view(store: Store, project_id: str, name: str, view: dict[str, Any] | None, *,
+                    rename_to: str | None = None) -> dict[str, Any]:
+    """Save (``view``), delete (None) or rename a shared table view in the project settings,
+    in one transaction so two processes saving views at once both keep theirs. The project
+    default follows a rename and is cleared with a delete."""
+    with store.transaction() as conn:
+        row = conn.execute("SELECT settings FROM projects WHERE id = ?", (project_id,)).fetchone()
+        if not row:
+            raise NotFound(f"no project with id {project_id!r}")
+        settings = {**DEFAULT_PROJECT_SETTINGS, **(loads(row[0]) or {})}
+        views = dict(settings.get("shared_views") or {})
+        if rename_to is not None:
+            if name in views:
+                views[rename_to] = views.pop(name)
+            if settings.get("default_view") == name:
+                settings["default_view"] = rename_to
+        elif view is None:
+            views.pop(name, None)
+            if settings.get("default_view") == name:
+                settings["default_view"] = None
+        else:
+            views[name] = view
+        settings["shared_views"] = views
+        conn.execute("UPDATE projects SET settings = ? WHERE id = ?", (dumps(settings), project_id))
+    return settings
+
+
 def create_experiment(
     store: Store,
     project: str,

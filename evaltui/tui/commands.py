@@ -188,4 +188,21 @@ class ExperimentCommands(BindingCommands):
                         "rows one line high" if density == "compact" else "rows three lines high"))
         reset = screen.reset_columns  # type: ignore[attr-defined]
         out.append(("Columns: reset to defaults", reset, "forget this project's column settings"))
+        out.extend(view_commands(screen))
         return out
+
+
+def view_commands(screen: Any) -> list[tuple[str, Callable[[], Any], str]]:
+    """Sort, group, search and built-in views of the experiment screen, by name."""
+    from evaltui.query.arrange import BUILTIN_HELP
+
+    out: list[tuple[str, Callable[[], Any], str]] = [
+        ("Sort: clear", screen.clear_sort, "rows in their loaded order"),
+        ("Group: none", partial(screen.set_group, None), "no group rows"),
+        ("Group: collapse all", partial(screen.set_all_groups, True), "only the group rows"),
+        ("Group: expand all", partial(screen.set_all_groups, False), "every row under its group"),
+        ("Search: clear", screen.clear_search, "no search highlight"),
+    ]
+    for name, what in BUILTIN_HELP.items():
+        out.append((f"View: {name}", partial(screen.apply_view_entry, "builtin", name), what))
+    return out

@@ -23,7 +23,9 @@ from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
+from evaltui.tui.screens.experiment_views import ExperimentViews
 from evaltui.tui.widgets.filter_bar import FilterBar
+from evaltui.tui.widgets.search_bar import SearchBar
 from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
@@ -101,7 +103,7 @@ def settings_from(specs: list[ColumnSpec], defaults: list[ColumnSpec]) -> Column
     )
 
 
-class ExperimentScreen(Screen[None]):
+class ExperimentScreen(ExperimentViews, Screen[None]):
     """Trace rows of one experiment; enter opens a trace, t shows spans, esc goes back."""
 
     HELP_GROUP = "Experiment"
@@ -123,6 +125,17 @@ class ExperimentScreen(Screen[None]):
         Binding("A", "analyze", "Analyze", show=False, id="experiment.analyze"),
         Binding("tab", "app.focus_next", "Next pane", show=False, id="experiment.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="experiment.focus-previous"),
+        # views: sort, built-in and saved views, search, group by (experiment_views.py)
+        Binding("left_square_bracket", "sort(False)", "Sort ascending (again: unsort)", show=False,
+                id="experiment.sort-asc"),
+        Binding("right_square_bracket", "sort(True)", "Sort descending (again: unsort)", show=False,
+                id="experiment.sort-desc"),
+        Binding("v", "views", "Views", id="experiment.views"),
+        Binding("ctrl+s", "save_view", "Save view", show=False, id="experiment.save-view"),
+        Binding("ctrl+f,backslash", "search", "Search text", show=False, id="experiment.search"),
+        Binding("n", "search_next(1)", "Next match", show=False, id="experiment.search-next"),
+        Binding("N", "search_next(-1)", "Previous match", show=False, id="experiment.search-previous"),
+        Binding("b", "group", "Group by", show=False, id="experiment.group"),
     ]
 
     class RowsLoaded(Message):
@@ -149,7 +162,10 @@ class ExperimentScreen(Screen[None]):
 
     class FilterDone(Message):
         def __init__(self, row_type: str, text: str, frame: pl.DataFrame | None,
-                     error: FilterError | None = None, failure: str | None = None, quiet: bool = False) -> None:
+                     error: FilterError | None = None, failure: str | None = None, quiet: bool = False,
+                     groups: list | None = None, state: tuple | None = None) -> None:
+            self.groups = groups
+            self.state = state
             self.row_type = row_type
             self.text = text
             self.frame = frame
@@ -180,6 +196,7 @@ class ExperimentScreen(Screen[None]):
         self._focus_on_reveal = False
         self.filter_text: str | None = None  # the applied filter (None: all rows)
         self.filtered: dict[str, pl.DataFrame] = {}  # row type -> the matching rows
+        self._init_views()
 
     @property
     def project(self) -> str:
@@ -197,6 +214,9 @@ class ExperimentScreen(Screen[None]):
         bar = FilterBar(id="filter-bar")
         bar.display = False
         yield bar
+        search = SearchBar(id="search-bar")
+        search.display = False
+        yield search
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -205,6 +225,7 @@ class ExperimentScreen(Screen[None]):
         self._update_title()
         table.focus()
         self.load_rows("traces")
+        self.load_views()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -246,11 +267,11 @@ class ExperimentScreen(Screen[None]):
             self.call_after_refresh(self.load_rest)
         elif message.complete:
             self.call_after_refresh(self._rows_settled)
-        if self.filter_text is not None:
+        if self._arranging():
             self.filtered.pop(message.row_type, None)
             if message.row_type == self.row_type:
                 # the filter goes on showing the rows it matched until it has run on these
-                self.run_filter(message.row_type, self.filter_text, message.frame, quiet=True)
+                self.run_filter(message.row_type, self.filter_text or "", message.frame, quiet=True)
                 self._update_title()
                 return
         if message.row_type == self.row_type:
@@ -265,6 +286,7 @@ class ExperimentScreen(Screen[None]):
         frame = self.frames[row_type]
         defaults = default_columns(frame, row_type)
         settings = self.app.config.column_settings(self.project, row_type)  # type: ignore[attr-defined]
+        settings = self._view_columns_or(settings)
         return apply_settings(defaults, settings), defaults
 
     def _show_frame(self) -> None:
@@ -273,12 +295,13 @@ class ExperimentScreen(Screen[None]):
         columns, _ = self._columns_for(self.row_type)
         key_column = "root_span_id" if self.row_type == "traces" else "id"
         target = self._pending_cursor
-        table.set_data(frame, columns, key_column, keep_cursor=target is None)
+        table.set_data(frame, columns, key_column, keep_cursor=target is None, groups=self._groups_for(self.row_type))
         if target is not None:
             self._pending_cursor = None
             row = self._row_of_trace(frame, target)
             if row is not None:
-                table.move_cursor(row=row)
+                table.move_cursor(row=table.display_row(row))
+        self._after_show(table)
 
     def _row_of_trace(self, frame: pl.DataFrame, root_span_id: str) -> int | None:
         if frame.height == 0 or "root_span_id" not in frame.columns:
@@ -313,9 +336,10 @@ class ExperimentScreen(Screen[None]):
             t.append(" · ", "dim")
             t.append("filter: ", "dim")
             t.append(safe_text(self.filter_text, 200), "bold")
+        self._title_extras(t)
         if note:
             t.append("  " + safe_text(note, 200), "bold red")
-        self.query_one("#exp-title", Static).update(t)
+        self.query_one("#exp-title", Static).update(t, layout=False)  # one line high: no relayout
 
     # -- rows and traces -------------------------------------------------------------------
 
@@ -326,8 +350,8 @@ class ExperimentScreen(Screen[None]):
     def action_toggle_rows(self) -> None:
         self._pending_cursor = self._current_trace_id()
         self.row_type = "spans" if self.row_type == "traces" else "traces"
-        if self.row_type in self.frames and self.filter_text is not None and self.row_type not in self.filtered:
-            self.run_filter(self.row_type, self.filter_text, self.frames[self.row_type], quiet=True)
+        if self.row_type in self.frames and self._arranging() and self.row_type not in self.filtered:
+            self.run_filter(self.row_type, self.filter_text or "", self.frames[self.row_type], quiet=True)
         elif self.row_type in self.frames:
             self._show_frame()
         else:
@@ -448,6 +472,8 @@ class ExperimentScreen(Screen[None]):
             self.close_pane()
         elif self.filter_text is not None:
             self.clear_filter()
+        elif self.search_text:
+            self.clear_search()
         else:
             self.app.pop_screen()
 
@@ -472,7 +498,12 @@ class ExperimentScreen(Screen[None]):
     # -- filter ----------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        self.query_one(FilterBar).open(self.filter_text or "")
+        bar = self.query_one(FilterBar)
+        bar.history = list(self.app.config.filter_history)  # type: ignore[attr-defined]
+        frame = self.frames.get(self.row_type)
+        if frame is not None:
+            bar.set_completion_source(frame.schema, self._completion_values(self.row_type), self.row_type)
+        bar.open(self.filter_text or "")
 
     @on(FilterBar.Applied)
     def _filter_submitted(self, event: FilterBar.Applied) -> None:
@@ -498,44 +529,60 @@ class ExperimentScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="filter")
     def run_filter(self, row_type: str, text: str, frame: pl.DataFrame, quiet: bool = False) -> None:
-        from evaltui.query.filter import FilterError, filter_frame
+        from evaltui.query.filter import FilterError
 
         store = self.app.store  # type: ignore[attr-defined]
         eid = self.experiment["id"]
+        state = self._arrange_state()
         try:
-            result = filter_frame(frame, text, row_type=row_type, spans=lambda: load_span_rows(store, eid))
+            result, groups = self._arrange(row_type, text, frame, spans=lambda: load_span_rows(store, eid))
         except FilterError as e:
-            self.post_message(self.FilterDone(row_type, text, None, error=e, quiet=quiet))
+            self.post_message(self.FilterDone(row_type, text, None, error=e, quiet=quiet, state=state))
             return
         except Exception as e:
-            self.post_message(self.FilterDone(row_type, text, None, failure=f"filter failed: {e}", quiet=quiet))
+            self.post_message(self.FilterDone(row_type, text, None, failure=f"filter failed: {e}", quiet=quiet,
+                                              state=state))
             return
-        self.post_message(self.FilterDone(row_type, text, result, quiet=quiet))
+        self.post_message(self.FilterDone(row_type, text, result, quiet=quiet, groups=groups, state=state))
 
     def on_experiment_screen_filter_done(self, message: FilterDone) -> None:
         bar = self.query_one(FilterBar)
         if message.frame is None:
             if message.quiet:
                 # re-applying the active filter (other row type, newly loaded rows) failed
-                if self.filter_text == message.text:
+                if (self.filter_text or "") == message.text and message.state == self._arrange_state():
                     why = message.error.message if message.error else message.failure
-                    self.app.notify(safe_text(f"Filter cleared: {why}", 300), severity="warning", markup=False)
-                    self.clear_filter()
+                    if message.error is None and self.view_name != "Default":
+                        self.app.notify(safe_text(f"View {self.view_name} left: {why}", 300), severity="warning",
+                                        markup=False)
+                        self.apply_builtin("Default")
+                        return
+                    if self.filter_text is not None:
+                        self.app.notify(safe_text(f"Filter cleared: {why}", 300), severity="warning", markup=False)
+                        self.clear_filter()
+                        return
+                    # nothing left to drop but the sort and group: show the rows as loaded
+                    self.app.notify(safe_text(f"Sort and group cleared: {why}", 300), severity="warning",
+                                    markup=False)
+                    self.sort_keys, self.group_by = [], None
+                    self.rearrange()
                 return
             if message.error is not None:
                 bar.show_error(message.text, message.error.message, message.error.column)
             else:
                 bar.show_error(message.text, message.failure or "filter failed", 1)
             return
-        if message.row_type not in self.frames:
+        if message.row_type not in self.frames or message.state != self._arrange_state():
             return
         if not message.quiet:
             bar.clear_error()
             self.filtered.clear()  # a new filter: other row types are filtered again when shown
-        elif self.filter_text != message.text:
+            self.remember_filter(message.text)
+        elif (self.filter_text or "") != message.text:
             return  # a stale re-application
-        self.filter_text = message.text
+        self.filter_text = message.text or None
         self.filtered[message.row_type] = message.frame
+        self.groups[message.row_type] = message.groups
         if message.row_type == self.row_type:
             self._show_frame()
         self._update_title()
@@ -543,6 +590,9 @@ class ExperimentScreen(Screen[None]):
     def clear_filter(self) -> None:
         self.filter_text = None
         self.filtered.clear()
+        if self._arranging():
+            self.rearrange()  # the view, sort and group stay
+            return
         if self.row_type in self.frames:
             self._show_frame()
         self._update_title()
@@ -588,6 +638,7 @@ class ExperimentScreen(Screen[None]):
 
     def apply_columns(self, columns: list[ColumnSpec]) -> None:
         """Show ``columns`` now and remember them for this project and row type."""
+        self.view_columns = None  # columns chosen by hand replace a loaded view's
         self.query_one(ExperimentTable).set_columns(columns)
         _, defaults = self._columns_for(self.row_type)
         settings = settings_from(columns, defaults)

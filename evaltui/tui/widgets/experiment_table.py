@@ -18,12 +18,15 @@ Columns: pinned columns are drawn first and never scroll horizontally; a ``│``
 them from the rest, which scroll with ``scroll_x``. Every column is one padding cell plus
 ``width`` content cells.
 
-The row model (``_RowModel``) maps display rows to frame rows. Today it is the identity;
-group rows and per-experiment sub-rows slot in there later without touching the renderer.
+The row model (``_RowModel``) maps display rows to frame rows: the identity, or with
+groups (``set_data(..., groups=...)``) a header row per group followed by its rows unless
+the group is collapsed (enter on a header toggles it). Sort keys show in the header
+(``set_sort_keys``: ``▲1``/``▼2``), search matches are highlighted (``set_search``).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable
@@ -45,6 +48,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from evaltui.query.arrange import Group
 from evaltui.tui.widgets.text_safety import ELLIPSIS, safe_text
 
 __all__ = [
@@ -264,26 +268,75 @@ def _wrap(text: str, width: int, max_lines: int) -> list[str]:
 
 
 class _RowModel:
-    """Display rows → frame rows. The identity today; group rows and sub-rows extend it.
+    """Display rows → frame rows: the identity, or group header rows each followed by the
+    group's frame rows (none when collapsed). Groups hold consecutive frame rows.
 
-    A display row whose ``frame_index`` is ``None`` is not a frame row (a group header, say);
+    A display row whose ``frame_index`` is ``None`` is not a frame row (a group header);
     ``kind`` tells the renderer how to draw it.
     """
 
-    def __init__(self, frame_rows: int) -> None:
+    def __init__(self, frame_rows: int, groups: list[Group] | None = None) -> None:
         self._count = frame_rows
+        self.groups: list[Group] = list(groups or [])
+        self._starts: list[int] = []  # display row of each group's header
+        self._frame_starts = [g.start for g in self.groups]
+        self._len = frame_rows
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Recount display rows (after a group is collapsed or expanded)."""
+        if not self.groups:
+            self._len = self._count
+            return
+        starts, pos = [], 0
+        for g in self.groups:
+            starts.append(pos)
+            pos += 1 + (0 if g.collapsed else g.count)
+        self._starts, self._len = starts, pos
 
     def __len__(self) -> int:
-        return self._count
+        return self._len
+
+    def _group_index(self, row: int) -> int:
+        return bisect.bisect_right(self._starts, row) - 1
+
+    def group_at(self, row: int) -> Group | None:
+        """The group whose header is display row ``row`` (None for data rows)."""
+        if not self.groups or not 0 <= row < self._len:
+            return None
+        i = self._group_index(row)
+        return self.groups[i] if self._starts[i] == row else None
+
+    def group_of(self, row: int) -> Group | None:
+        """The group display row ``row`` belongs to (header or member)."""
+        if not self.groups or not 0 <= row < self._len:
+            return None
+        return self.groups[self._group_index(row)]
 
     def frame_index(self, row: int) -> int | None:
-        return row if 0 <= row < self._count else None
+        if not 0 <= row < self._len:
+            return None
+        if not self.groups:
+            return row
+        i = self._group_index(row)
+        offset = row - self._starts[i]
+        return None if offset == 0 else self.groups[i].start + offset - 1
 
     def frame_indices(self, start: int, end: int) -> list[int | None]:
-        return list(range(start, end))
+        if not self.groups:
+            return list(range(start, end))
+        return [self.frame_index(r) for r in range(start, end)]
+
+    def display_row(self, frame_index: int) -> int:
+        """Where frame row ``frame_index`` shows (its group's header when collapsed)."""
+        if not self.groups:
+            return frame_index
+        i = max(0, bisect.bisect_right(self._frame_starts, frame_index) - 1)
+        g = self.groups[i]
+        return self._starts[i] if g.collapsed else self._starts[i] + 1 + (frame_index - g.start)
 
     def kind(self, row: int) -> str:
-        return "data"
+        return "group" if self.group_at(row) is not None else "data"
 
 
 @dataclass(frozen=True)
@@ -354,6 +407,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         "experiment-table--score-low",
         "experiment-table--score-mid",
         "experiment-table--score-high",
+        "experiment-table--group-row",
+        "experiment-table--match",
     }
 
     DEFAULT_CSS = """
@@ -379,6 +434,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         & > .experiment-table--score-low { color: $error; }
         & > .experiment-table--score-mid { color: $warning; }
         & > .experiment-table--score-high { color: $success; }
+        & > .experiment-table--group-row { background: $panel; text-style: bold; }
+        & > .experiment-table--match { background: $warning 40%; color: $foreground; text-style: bold; }
         &:focus {
             & > .experiment-table--cursor-row { background: $primary 20%; }
             & > .experiment-table--cursor-cell {
@@ -456,6 +513,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._line_cache: LRUCache[tuple[int, int], tuple[Any, int, int, Strip]] = LRUCache(_ROW_CACHE_SIZE * 2)
         self._styles: dict[str, Any] | None = None
         self._view_cache: tuple[tuple[Size, Size], Size] | None = None
+        self._sort_keys: list[tuple[str, bool]] = []
+        self._search = ""  # lower-cased text highlighted in cells
         if frame is not None:
             self.set_data(frame, columns or self.default_columns(frame), key_column)
 
@@ -508,25 +567,27 @@ class ExperimentTable(ScrollView, can_focus=True):
         key_column: str,
         *,
         keep_cursor: bool = True,
+        groups: list[Group] | None = None,
     ) -> None:
         """Show ``frame`` with ``columns``; ``key_column`` names each row's key.
 
         With ``keep_cursor`` the cursor stays on the row with the same key (and the same
-        column) when the new frame still has it, else it goes to the first row. Posts
+        column) when the new frame still has it, else it goes to the first row. ``groups``
+        (consecutive frame rows each) puts a header row before each group. Posts
         RowHighlighted.
         """
         old_key = self.row_key(self._cursor_row) if keep_cursor else None
         old_column = self._cursor_column_key() if keep_cursor else None
         self._frame = frame
         self._key_column = key_column
-        self._rows = _RowModel(frame.height)
+        self._rows = _RowModel(frame.height, groups)
         self._columns = [c if c.width >= 1 else replace(c, width=1) for c in columns]
         self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
         row = 0
         if old_key is not None and key_column in frame.columns:
             hits = frame.get_column(key_column).cast(pl.Utf8).eq(old_key).arg_true()
             if len(hits):
-                row = int(hits[0])
+                row = self._rows.display_row(int(hits[0]))
         self._cursor_row = row
         self._relayout()
         self._cursor_column = self._column_index(old_column) if old_column else 0
@@ -704,6 +765,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         self.move_cursor(row=self._cursor_row - self._page_rows())
 
     def action_select_row(self) -> None:
+        if self._rows.group_at(self._cursor_row) is not None:
+            self.toggle_group(self._cursor_row)
+            return
         if len(self._rows):
             self.post_message(self.RowSelected(self, self._cursor_row, self.row_key(self._cursor_row)))
 
@@ -748,6 +812,109 @@ class ExperimentTable(ScrollView, can_focus=True):
         self.move_cursor(row=row, column=column)
         if event.chain >= 2:
             self.action_select_row()
+
+    # -- groups, sort keys, search (issue 4) ------------------------------------------------
+
+    @property
+    def groups(self) -> list[Group]:
+        return self._rows.groups
+
+    def group_at(self, row: int) -> Group | None:
+        """The group whose header is display row ``row`` (None for a data row)."""
+        return self._rows.group_at(row)
+
+    def display_row(self, frame_index: int) -> int:
+        """The display row of frame row ``frame_index``."""
+        return self._rows.display_row(frame_index)
+
+    def toggle_group(self, row: int, collapsed: bool | None = None) -> None:
+        """Collapse or expand the group whose header is ``row``; the cursor stays on it."""
+        group = self._rows.group_at(row)
+        if group is None:
+            return
+        group.collapsed = (not group.collapsed) if collapsed is None else collapsed
+        self._relayout_rows(row)
+
+    def set_all_groups(self, collapsed: bool) -> None:
+        """Collapse (or expand) every group; the cursor goes to its group's header."""
+        if not self._rows.groups:
+            return
+        current = self._rows.group_of(self._cursor_row)
+        for g in self._rows.groups:
+            g.collapsed = collapsed
+        self._rows.rebuild()
+        row = self._rows._starts[self._rows.groups.index(current)] if current is not None else 0
+        self._relayout_rows(row)
+
+    def _relayout_rows(self, cursor_row: int) -> None:
+        self._rows.rebuild()
+        self._cursor_row = cursor_row
+        self._clamp_cursor()
+        self._invalidate()
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+        self._post_highlighted()
+
+    def set_sort_keys(self, keys: list[tuple[str, bool]]) -> None:
+        """Show ``keys`` ((column, descending), most significant first) in the header."""
+        if keys != self._sort_keys:
+            self._sort_keys = list(keys)
+            self._header_cache = None
+            self._refresh_content_lines(0, HEADER_HEIGHT)
+
+    def set_search(self, text: str | None) -> None:
+        """Highlight ``text`` (case-insensitive) wherever it shows in a cell."""
+        text = (text or "").lower()
+        if text != self._search:
+            self._search = text
+            self._invalidate()
+
+    def _header_label(self, col: ColumnSpec) -> str:
+        mark = ""
+        for n, (key, descending) in enumerate(self._sort_keys, 1):
+            if key == col.key:
+                mark = ("▼" if descending else "▲") + (str(n) if len(self._sort_keys) > 1 else "")
+        if not mark:
+            return _fit_cell(safe_text(col.label, col.width), col.width, col.kind in _NUMERIC_KINDS)
+        room = max(0, col.width - len(mark) - 1)
+        label = safe_text(col.label, room) if room else ""
+        return _fit_cell(f"{label} {mark}" if label else mark, col.width, col.kind in _NUMERIC_KINDS)
+
+    def _group_cells(self, group: Group, rh: int) -> list[tuple[list[str], Any]]:
+        """A group header: arrow, label and count in the first column; each column's mean."""
+        out: list[tuple[list[str], Any]] = []
+        for i, col in enumerate(self._layout.columns):
+            if i == 0:
+                arrow = "▸" if group.collapsed else "▾"
+                text = f"{arrow} {safe_text(group.label, 200)} · {group.count:,}"
+                out.append(([safe_text(text, col.width)], ""))
+                continue
+            mean = group.means.get(col.key)
+            if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+                out.append(([""], ""))
+                continue
+            text, tone = format_cell(mean, col.kind if col.kind in _NUMERIC_KINDS else "number", col.key)
+            out.append(([safe_text("μ " + text if col.kind == "score" else text, col.width)], tone))
+        return out
+
+    def _highlight(self, text: str, style: Style) -> list[Segment]:
+        """``text`` split so each occurrence of the search text has the match style."""
+        match = style + self._get_styles()["match"]
+        lower = text.lower()
+        needle = self._search
+        out: list[Segment] = []
+        pos = 0
+        while True:
+            at = lower.find(needle, pos)
+            if at < 0 or len(lower) != len(text):
+                break
+            if at > pos:
+                out.append(Segment(text[pos:at], style))
+            out.append(Segment(text[at:at + len(needle)], match))
+            pos = at + len(needle)
+        if pos < len(text):
+            out.append(Segment(text[pos:], style))
+        return out
 
     # -- geometry --------------------------------------------------------------------------
 
@@ -906,6 +1073,9 @@ class ExperimentTable(ScrollView, can_focus=True):
             "success": fg("experiment-table--success"),
             "warning": fg("experiment-table--warning"),
             "scores": scores,
+            "group-row": base + full("experiment-table--group-row"),
+            "group-cursor": Style(bold=True),
+            "match": full("experiment-table--match"),
         }
         return self._styles
 
@@ -919,6 +1089,8 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _row_style(self, row: int) -> Style:
         styles = self._get_styles()
+        if self._rows.groups and self._rows.group_at(row) is not None:
+            return styles["cursor-row"] + styles["group-cursor"] if row == self._cursor_row else styles["group-row"]
         if row == self._cursor_row:
             return styles["cursor-row"]
         # tall rows are told apart by alternating backgrounds
@@ -983,8 +1155,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             part = 0 if i < layout.pinned_count else 1
             align_right = col.kind in _NUMERIC_KINDS
             label_style = styles["header-cursor"] if i == self._cursor_column else styles["header"]
-            labels[part].append(Segment(" " + _fit_cell(safe_text(col.label, col.width), col.width, align_right),
-                                        label_style))
+            labels[part].append(Segment(" " + self._header_label(col), label_style))
             summary = col.summary if col.summary is not None else self._summaries.get(col.key)
             summaries[part].append(Segment(" " + _fit_cell(safe_text(summary or "", col.width), col.width,
                                                            align_right), styles["summary"]))
@@ -1014,6 +1185,10 @@ class ExperimentTable(ScrollView, can_focus=True):
             values = self._slice_values(self._rows.frame_indices(low, high))
             layout, rh = self._layout, self.row_height
             for offset, display_row in enumerate(range(low, high)):
+                group = self._rows.group_at(display_row)
+                if group is not None:
+                    cells.set(display_row, self._group_cells(group, rh))
+                    continue
                 row_cells = []
                 for col, column_values in zip(layout.columns, values, strict=True):
                     text, tone = format_cell(column_values[offset], col.kind, col.key)
@@ -1075,7 +1250,12 @@ class ExperimentTable(ScrollView, can_focus=True):
             align_right = col.kind in _NUMERIC_KINDS
             for sub in range(rh):
                 content = lines[sub] if sub < len(lines) else ""
-                add(part, sub, " " + _fit_cell(content, col.width, align_right), style)
+                text = " " + _fit_cell(content, col.width, align_right)
+                if self._search and self._search in text.lower():
+                    for seg in self._highlight(text, style):
+                        add(part, sub, seg.text, seg.style or style)
+                else:
+                    add(part, sub, text, style)
             if part == 0 and i == layout.pinned_count - 1:
                 for sub in range(rh):
                     add(0, sub, "│", row_style + styles["divider"])

@@ -1,0 +1,201 @@
+"""Arranging an experiment's rows: built-in views, sorting, grouping and text search.
+
+Pure functions over polars frames (no Textual), used by the experiment screen's worker and
+by ``evaltui bench``. The order of work is: built-in view and typed filter (``filter_frame``),
+then :func:`sort_frame`, then :func:`group_frame`; :func:`search_rows` finds the rows of the
+result that contain a text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+
+__all__ = [
+    "BUILTIN_VIEWS",
+    "GROUP_SORTS",
+    "Group",
+    "builtin_filter",
+    "group_frame",
+    "group_key_expr",
+    "search_rows",
+    "sort_frame",
+]
+
+# name -> filter (``{user}`` is the current user, quoted); Default has none.
+BUILTIN_VIEWS: dict[str, str | None] = {
+    "Default": None,
+    "Non-errors": "error is null",
+    "Errors": "error is not null",
+    "Scorer errors": "scorer_errors > 0",
+    "Unreviewed": "review_status is null or review_status = 'unreviewed'",
+    "Assigned to me": "assignee = {user}",
+}
+BUILTIN_HELP = {
+    "Default": "every row",
+    "Non-errors": "rows without an error",
+    "Errors": "rows with an error",
+    "Scorer errors": "rows where a scorer raised",
+    "Unreviewed": "rows nobody has reviewed yet",
+    "Assigned to me": "rows assigned to you",
+}
+GROUP_SORTS = ("size", "name")  # and "score:<column>" (lowest mean first)
+GROUP_SHORTCUTS = {"model": "metadata.model", "tag": "tags", "review": "review_status"}
+SEARCH_COLUMNS = ("input", "output", "expected", "metadata")
+NONE_LABEL = "(none)"
+
+
+def builtin_filter(view: str, user: str, row_type: str = "traces") -> str | None:
+    """The filter text of built-in view ``view`` (None for Default or an unknown name)."""
+    text = BUILTIN_VIEWS.get(view)
+    if text is None:
+        return None
+    if view == "Scorer errors" and row_type == "spans":
+        # span rows have no scorer_errors count: a scorer span that raised
+        text = "type = 'score' and error is not null"
+    from evaltui.query.filter import _quote  # the filter language loads when first used
+
+    return text.replace("{user}", _quote(user))
+
+
+def sort_frame(frame: pl.DataFrame, keys: list[tuple[str, bool]]) -> pl.DataFrame:
+    """``frame`` sorted by ``keys`` ((column, descending) pairs, first is most significant),
+    nulls last whatever the direction; ties keep their order. Unknown columns are skipped."""
+    keys = [(k, d) for k, d in keys if k in frame.columns]
+    if not keys or frame.height < 2:
+        return frame
+    exprs = []
+    for key, _ in keys:
+        col = pl.col(key)
+        # NaN scores sort with the nulls (both mean "no value")
+        if frame.schema[key].is_float():
+            col = col.fill_nan(None)
+        exprs.append(col)
+    return frame.sort(exprs, descending=[d for _, d in keys], nulls_last=True, maintain_order=True)
+
+
+@dataclass
+class Group:
+    """One group of rows: ``count`` consecutive frame rows from ``start``."""
+
+    label: str
+    start: int
+    count: int
+    means: dict[str, float | None] = field(default_factory=dict)
+    collapsed: bool = False
+
+
+def group_key_expr(frame: pl.DataFrame, path: str) -> pl.Expr:
+    """A text expression naming each row's group for ``path`` (nulls become ``(none)``)."""
+    path = GROUP_SHORTCUTS.get(path, path)
+    if path == "error" and "error" in frame.columns:
+        # the first line of the message, so similar errors share a group
+        expr = pl.col("error").str.split("\n").list.first().str.slice(0, 80)
+    elif path == "tags" and "tags" in frame.columns:
+        expr = pl.col("tags").str.replace_all(r'^\[|\]$|"', "").str.replace_all(",", ", ")
+        expr = pl.when(expr == "").then(None).otherwise(expr)
+    elif path in frame.columns:
+        dtype = frame.schema[path]
+        expr = pl.col(path).cast(pl.Utf8) if dtype != pl.Utf8 else pl.col(path)
+    elif path.startswith("metadata.") and "metadata" in frame.columns:
+        parts = path.split(".")[1:]
+        json_path = "$" + "".join(f"[{_json_string(p)}]" for p in parts)
+        expr = pl.col("metadata").str.json_path_match(json_path)
+    else:
+        # a path these rows do not have (say, a trace column on span rows): one group
+        expr = pl.lit(None, dtype=pl.Utf8)
+    return expr.fill_null(NONE_LABEL)
+
+
+def _json_string(part: str) -> str:
+    escaped = part.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def _mean_columns(frame: pl.DataFrame) -> list[str]:
+    """Columns whose mean a group row shows: scores and numeric metrics."""
+    skip = {"start", "end"}
+    return [c for c, t in frame.schema.items() if t.is_numeric() and c not in skip and not c.startswith("__")]
+
+
+def group_frame(frame: pl.DataFrame, path: str, group_sort: str = "size") -> tuple[pl.DataFrame, list[Group]]:
+    """``frame`` reordered so each group's rows are consecutive (keeping their order inside
+    the group), and the groups in display order.
+
+    ``group_sort``: ``size`` (largest first), ``name``, or ``score:<column>`` (lowest mean first).
+    """
+    if frame.height == 0:
+        return frame, []
+    key = group_key_expr(frame, path)
+    means = _mean_columns(frame)
+    tagged = frame.select(key.alias("__group"), *means)  # only what the groups need
+    agg = tagged.group_by("__group").agg(
+        pl.len().alias("__n"), *[pl.col(c).cast(pl.Float64).fill_nan(None).mean().alias(c) for c in means]
+    )
+    if group_sort.startswith("score:") and group_sort[6:] in agg.columns:
+        agg = agg.sort([group_sort[6:], "__n", "__group"], descending=[False, True, False], nulls_last=True)
+    elif group_sort == "name":
+        agg = agg.sort("__group")
+    else:
+        agg = agg.sort(["__n", "__group"], descending=[True, False])
+    # each row's group rank, then one stable gather: rows keep their order inside a group
+    rank = tagged.get_column("__group").replace_strict(agg.get_column("__group"), pl.int_range(agg.height, eager=True),
+                                                       return_dtype=pl.UInt32)
+    if rank.is_sorted():
+        ordered = frame
+    else:  # a stable sort on the rank (polars moves the columns faster this way than a gather)
+        ordered = frame.with_columns(rank.alias("__rank")).sort("__rank", maintain_order=True).drop("__rank")
+    groups: list[Group] = []
+    start = 0
+    for row in agg.iter_rows(named=True):
+        n = int(row["__n"])
+        groups.append(Group(str(row["__group"]), start, n, {c: row[c] for c in means}))
+        start += n
+    return ordered, groups
+
+
+def search_rows(frame: pl.DataFrame, text: str, columns: tuple[str, ...] = SEARCH_COLUMNS) -> list[int]:
+    """Frame row indices whose ``columns`` contain ``text`` (case-insensitive, literal)."""
+    needle = text.lower()
+    present = [c for c in columns if c in frame.columns]
+    if not needle or not present or frame.height == 0:
+        return []
+    hit = pl.any_horizontal([
+        pl.col(c).cast(pl.Utf8).str.to_lowercase().str.contains(needle, literal=True).fill_null(False) for c in present
+    ])
+    return frame.select(hit.alias("hit"))["hit"].arg_true().to_list()
+
+
+def describe_sort(keys: list[tuple[str, bool]]) -> str:
+    """``scores.acc ↓, duration ↑`` for the title."""
+    return ", ".join(f"{k} {'↓' if d else '↑'}" for k, d in keys)
+
+
+def toggle_sort_key(keys: list[tuple[str, bool]], column: str, descending: bool) -> list[tuple[str, bool]]:
+    """The sort keys after pressing ``[`` (ascending) or ``]`` (descending) on ``column``.
+
+    A new column is added as the least significant key; the other direction on a sorted
+    column flips it; the same direction again removes that key.
+    """
+    out = list(keys)
+    for i, (k, d) in enumerate(out):
+        if k == column:
+            if d == descending:
+                del out[i]
+            else:
+                out[i] = (k, descending)
+            return out
+    out.append((column, descending))
+    return out
+
+
+def group_choices(frame: pl.DataFrame) -> list[str]:
+    """Paths offered for grouping: review status, error, tags, model, then each metadata column."""
+    out = []
+    for path in ("metadata.model", "tags", "error", "review_status", "assignee", "name", "type"):
+        if path in frame.columns or (path == "metadata.model" and "metadata" in frame.columns):
+            out.append(path)
+    out += [c for c in frame.columns if c.startswith("metadata.") and c not in out]
+    return out
