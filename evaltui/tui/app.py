@@ -21,6 +21,7 @@ from evaltui.config import CLIPBOARD_MODES, Config, load_config, save_config
 from evaltui.store import NotFound, Store, find_experiment
 from evaltui.tui.clipboard import copy_text
 from evaltui.tui.commands import AppCommands, binding_entries
+from evaltui.tui.live import LiveChanged, LiveWatcher
 from evaltui.tui.screens.experiment import ExperimentScreen
 from evaltui.tui.screens.experiment_list import ExperimentListScreen
 from evaltui.tui.screens.help import HelpScreen
@@ -81,6 +82,11 @@ class EvalTUI(App[None]):
             self.notify(safe_text(warning, 400), title="config", severity="warning", timeout=15, markup=False)
         if self._initial_experiment:
             self.open_experiment(self._initial_experiment)
+        self.live = LiveWatcher(self)  # other processes' changes show without a restart
+        self.live.start()
+
+    def on_live_changed(self, message: LiveChanged) -> None:
+        self.live.dispatch(message.change)
 
     def watch_theme(self, theme: str) -> None:
         # remember the theme chosen in the palette (the constructor's own choice is not a change)

@@ -188,4 +188,8 @@ class ExperimentCommands(BindingCommands):
                         "rows one line high" if density == "compact" else "rows three lines high"))
         reset = screen.reset_columns  # type: ignore[attr-defined]
         out.append(("Columns: reset to defaults", reset, "forget this project's column settings"))
+        out.append(("Review: score with…", screen.score_with,  # type: ignore[attr-defined]
+                    "run built-in scorers over the selected traces (or the one under the cursor)"))
+        out.append(("Human scores: define…", screen.define_human_score,  # type: ignore[attr-defined]
+                    "add a categorical, continuous or free-text score this project's reviewers fill in"))
         return out

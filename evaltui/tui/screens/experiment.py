@@ -22,6 +22,7 @@ from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
+from evaltui.tui.screens.review import ReviewActions
 from evaltui.query.filter import FilterError, filter_frame
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.filter_bar import FilterBar
@@ -99,7 +100,7 @@ def settings_from(specs: list[ColumnSpec], defaults: list[ColumnSpec]) -> Column
     )
 
 
-class ExperimentScreen(Screen[None]):
+class ExperimentScreen(ReviewActions, Screen[None]):
     """Trace rows of one experiment; enter opens a trace, t shows spans, esc goes back."""
 
     HELP_GROUP = "Experiment"
@@ -118,6 +119,16 @@ class ExperimentScreen(Screen[None]):
         Binding("f", "toggle_full", "Full screen", id="experiment.full-screen"),
         Binding("tab", "app.focus_next", "Next pane", show=False, id="experiment.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="experiment.focus-previous"),
+        # review (screens/review.py)
+        Binding("r", "toggle_review", "Reviewed / unreviewed", show=False, id="experiment.review"),
+        Binding("a", "assign", "Assign…", show=False, id="experiment.assign"),
+        Binding("s,space", "toggle_select", "Select row", show=False, id="experiment.select"),
+        Binding("S", "select_matching", "Select all matching", show=False, id="experiment.select-all"),
+        Binding("R", "review_mode", "Review mode", show=False, id="experiment.review-mode"),
+        Binding("J", "review_next", "Next trace", show=False, id="experiment.review-next"),
+        Binding("K", "review_previous", "Previous trace", show=False, id="experiment.review-previous"),
+        Binding("H", "human_score", "Human score…", show=False, id="experiment.human-score"),
+        Binding("i", "comment", "Comment…", show=False, id="experiment.comment"),
     ]
 
     class RowsLoaded(Message):
@@ -210,7 +221,8 @@ class ExperimentScreen(Screen[None]):
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            total = experiment_version(store, eid)[1]  # a count, cheap
+            self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
+            total = self.loaded_version[1]
             first = load_trace_rows(store, eid, limit=FIRST_PAGE)
             if total <= first.height:
                 self.post_message(self.RowsLoaded("traces", first, total, True))
@@ -294,6 +306,7 @@ class ExperimentScreen(Screen[None]):
             t.append(" · ", "dim")
             t.append("filter: ", "dim")
             t.append(safe_text(self.filter_text, 200), "bold")
+        self.review_title(t)
         if note:
             t.append("  " + safe_text(note, 200), "bold red")
         self.query_one("#exp-title", Static).update(t)
@@ -418,6 +431,8 @@ class ExperimentScreen(Screen[None]):
     def action_back(self) -> None:
         if self.pane_open or self._reveal_timer is not None:
             self.close_pane()
+        elif self.clear_selection():
+            pass
         elif self.filter_text is not None:
             self.clear_filter()
         else:
@@ -439,6 +454,9 @@ class ExperimentScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("view", "toggle_full"):
             return self.pane_open
+        review = self.review_check_action(action)
+        if review is not None:
+            return review
         return True
 
     # -- filter ----------------------------------------------------------------------------

@@ -354,6 +354,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         "experiment-table--score-low",
         "experiment-table--score-mid",
         "experiment-table--score-high",
+        "experiment-table--selected-row",
     }
 
     DEFAULT_CSS = """
@@ -379,6 +380,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         & > .experiment-table--score-low { color: $error; }
         & > .experiment-table--score-mid { color: $warning; }
         & > .experiment-table--score-high { color: $success; }
+        & > .experiment-table--selected-row { background: $accent 30%; }
         &:focus {
             & > .experiment-table--cursor-row { background: $primary 20%; }
             & > .experiment-table--cursor-cell {
@@ -453,6 +455,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._header_cache: list[tuple[Strip, Strip]] | None = None
         self._styles: dict[str, Any] | None = None
         self._view_cache: tuple[tuple[Size, Size], Size] | None = None
+        self.selected: set[str] = set()  # row keys marked with s / space (see set_selected)
         if frame is not None:
             self.set_data(frame, columns or self.default_columns(frame), key_column)
 
@@ -598,6 +601,26 @@ class ExperimentTable(ScrollView, can_focus=True):
         if index is None:
             return {}
         return self._frame.row(index, named=True)
+
+    def set_selected(self, keys: Iterable[str]) -> None:
+        """Mark the rows with these keys as selected (a background of their own) and repaint."""
+        self.selected = set(keys)
+        self._row_cache.clear()
+        self.refresh()
+
+    def update_rows(self, frame: pl.DataFrame, keys: Iterable[str]) -> None:
+        """Show ``frame`` (the same rows in the same order, some values changed) repainting only
+        the rows with these keys (and the header summaries)."""
+        self._frame = frame
+        self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
+        self._header_cache = None
+        self._refresh_content_lines(0, HEADER_HEIGHT)
+        wanted = set(keys)
+        if not wanted or self._key_column not in frame.columns:
+            return
+        for index in frame.get_column(self._key_column).cast(pl.Utf8).is_in(list(wanted)).arg_true().to_list():
+            self._cell_cache.discard(index)
+            self._refresh_row(index)
 
     @staticmethod
     def default_columns(frame: pl.DataFrame, row_type: str = "traces") -> list[ColumnSpec]:
@@ -893,6 +916,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             "summary": base + full("experiment-table--summary"),
             "cursor-row": base + Style(bgcolor=cursor_row.bgcolor),
             "odd-row": base + Style(bgcolor=full("experiment-table--odd-row").bgcolor),
+            "selected-row": base + Style(bgcolor=full("experiment-table--selected-row").bgcolor),
             "cursor-cell": base + full("experiment-table--cursor-cell"),
             "divider": fg("experiment-table--divider"),
             "dim": fg("experiment-table--dim"),
@@ -913,6 +937,8 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _row_style(self, row: int) -> Style:
         styles = self._get_styles()
+        if self.selected and self.row_key(row) in self.selected:
+            return styles["selected-row"]  # over the cursor row's: a selected cursor row shows it
         if row == self._cursor_row:
             return styles["cursor-row"]
         # tall rows are told apart by alternating backgrounds
