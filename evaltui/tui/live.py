@@ -124,3 +124,45 @@ class LiveWatcher:
             refresh = getattr(screen, "live_refresh", None)
             if refresh is not None:
                 refresh(change)
+
+
+class LiveExperimentList:
+    """Mixed into the experiment list screen: reload when experiments come, go or change.
+
+    The first change seen is the baseline. A change while another screen is on top is
+    remembered and loaded when the list shows again; the cursor stays on its experiment.
+    """
+
+    _live_seen: Any = None
+    _live_stale = False
+
+    def live_experiments(self) -> list[str]:
+        frame = self.frame  # type: ignore[attr-defined]
+        return [] if frame is None else frame["id"].to_list()
+
+    def live_refresh(self, change: LiveChange) -> None:
+        shown = set(self.live_experiments())
+        seen = (change.catalog, sorted((k, v) for k, v in change.versions.items() if k in shown))
+        if self._live_seen is not None and seen != self._live_seen:
+            self._live_stale = True
+        self._live_seen = seen
+        if self._live_stale and self.app.screen is self:  # type: ignore[attr-defined]
+            self._live_reload()
+
+    def _live_reload(self) -> None:
+        self._live_stale = False
+        from textual.widgets import DataTable
+
+        table = self.query_one(DataTable)  # type: ignore[attr-defined]
+        if table.row_count and table.cursor_row is not None:
+            try:
+                key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+            except Exception:  # noqa: BLE001 - no cursor row: keep the last selection
+                key = None
+            if key:
+                self._select = key
+        self.load()  # type: ignore[attr-defined]
+
+    def on_screen_resume(self) -> None:
+        if self._live_stale:
+            self._live_reload()

@@ -431,7 +431,7 @@ class ExperimentScreen(ReviewActions, Screen[None]):
     def action_back(self) -> None:
         if self.pane_open or self._reveal_timer is not None:
             self.close_pane()
-        elif self.clear_selection():
+        elif self.unselect_rows():
             pass
         elif self.filter_text is not None:
             self.clear_filter()

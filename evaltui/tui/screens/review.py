@@ -242,7 +242,7 @@ class ReviewActions:
         table.set_selected(set() if roots <= table.selected else table.selected | roots)
         self._update_title()  # type: ignore[attr-defined]
 
-    def clear_selection(self) -> bool:
+    def unselect_rows(self) -> bool:
         """Unselect every row; True when there was a selection (esc does this first)."""
         table = self._table()
         if not table.selected:
