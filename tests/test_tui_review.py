@@ -459,3 +459,45 @@ def test_snapshot_score_with_dialog(snap_compare, snap_db: Path) -> None:
 
 def test_snapshot_review_mode(snap_compare, snap_db: Path) -> None:
     assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=(160, 48), run_before=_steps("R", "r"))
+
+
+# -- merging changed rows -----------------------------------------------------------------------
+
+
+def test_merge_changed_rows_updates_in_place_and_adds_new_score_columns() -> None:
+    import polars as pl
+
+    from evaltui.tui.screens.review import merge_changed_rows
+
+    frame = pl.DataFrame({"root_span_id": ["a", "b", "c"], "review_status": ["unreviewed"] * 3,
+                          "scores.F": [0.1, 0.2, 0.3], "input": ["x", "y", "z"]})
+    delta = pl.DataFrame({"root_span_id": ["c", "a"], "review_status": ["reviewed", "unreviewed"],
+                          "scores.F": [0.3, 0.1], "input": ["z", "x"], "scores.Human": [1.0, None]})
+    merged, changed = merge_changed_rows(frame, delta)
+    assert changed == ["review_status", "scores.Human"]  # input and scores.F did not change
+    assert merged["root_span_id"].to_list() == ["a", "b", "c"]  # the table's order is kept
+    assert merged["review_status"].to_list() == ["unreviewed", "unreviewed", "reviewed"]
+    assert merged["scores.Human"].to_list() == [None, None, 1.0]
+    assert frame["review_status"].to_list() == ["unreviewed"] * 3  # the old frame is untouched
+    assert merge_changed_rows(frame, delta.head(0)) == (frame, [])
+    new_row = pl.DataFrame({"root_span_id": ["d"], "review_status": ["reviewed"]})
+    assert merge_changed_rows(frame, new_row) is None  # a new trace: the caller loads all rows
+
+
+async def test_live_refresh_reads_only_the_changed_rows(db: Path) -> None:
+    import evaltui.tui.screens.review as module
+
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        full_loads: list[int] = []
+        real = module.load_trace_rows
+        module.load_trace_rows = lambda *a, **k: full_loads.append(1) or real(*a, **k)  # type: ignore[assignment]
+        try:
+            with Store(db) as other:
+                toggle_reviewed(other, EID, "exp-new-t1", "bob")
+            await wait_for(pilot, lambda: row_of(app, "exp-new-t1")["review_status"] == "reviewed")
+        finally:
+            module.load_trace_rows = real  # type: ignore[assignment]
+        assert full_loads == []
+        assert app.screen.loaded_version[1] == 5

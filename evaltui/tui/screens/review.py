@@ -18,7 +18,7 @@ from textual import work
 from textual.message import Message
 
 from evaltui.store import NotFound, load_span_rows, load_trace_rows
-from evaltui.store.readers import experiment_version
+from evaltui.store.readers import experiment_version, query_trace_rows
 from evaltui.store.review import (
     add_comment,
     assign,
@@ -34,7 +34,51 @@ if TYPE_CHECKING:
     from evaltui.tui.live import LiveChange
     from evaltui.tui.widgets.experiment_table import ExperimentTable
 
-__all__ = ["ReviewActions", "ReviewApplied"]
+__all__ = ["ReviewActions", "ReviewApplied", "RowsChanged", "merge_changed_rows"]
+
+
+def merge_changed_rows(frame: pl.DataFrame, delta: pl.DataFrame) -> tuple[pl.DataFrame, list[str]] | None:
+    """``frame`` with the trace rows in ``delta`` (the same traces, newer values) put in place.
+
+    Returns (the new frame, the columns whose values changed), or None when ``delta`` has
+    traces ``frame`` does not (new rows: load them all). Only changed columns are copied, so
+    a review of one trace in a 100k-row frame costs a few small columns, not the frame.
+    """
+    key = "root_span_id"
+    if delta.height == 0:
+        return frame, []
+    hit = frame.get_column(key).is_in(delta.get_column(key).implode())
+    if int(hit.sum()) != delta.height or delta.get_column(key).n_unique() != delta.height:
+        return None
+    index = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"), key).filter(hit)
+    old = frame.filter(hit)
+    new = index.join(delta, on=key, how="left")  # the delta in frame order, with each row's index
+    rows = new.get_column("__row")
+    changed: list[str] = []
+    columns: list[pl.Series] = []
+    for name in delta.columns:
+        if name == key:
+            continue
+        if name in frame.columns:
+            values = new.get_column(name).cast(frame.schema[name])
+            if old.get_column(name).equals(values):
+                continue
+            base = frame.get_column(name).clone()
+        else:
+            values = new.get_column(name)
+            base = pl.Series(name, [None] * frame.height, dtype=values.dtype)
+        columns.append(base.scatter(rows, values))
+        changed.append(name)
+    return (frame.with_columns(columns) if columns else frame), changed
+
+
+class RowsChanged(Message):
+    """Trace rows changed since the frames were loaded (``delta``: those rows, as stored now)."""
+
+    def __init__(self, delta: pl.DataFrame, version: tuple[int, int]) -> None:
+        self.delta = delta
+        self.version = version
+        super().__init__()
 
 
 class ReviewApplied(Message):
@@ -417,10 +461,16 @@ class ReviewActions:
         self._reload_rows(self.row_type)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-rows")
-    def _reload_rows(self, row_type: str) -> None:
+    def _reload_rows(self, row_type: str, full: bool = False) -> None:
         store, eid = self.app.store, self._eid()  # type: ignore[attr-defined]
+        loaded = self.loaded_version
         try:
             version = experiment_version(store, eid)
+            if not full and row_type == "traces" and loaded is not None and version[1] == loaded[1]:
+                # the same traces: read only the rows written since (reviews, scores, comments' rows)
+                delta = query_trace_rows(store, eid, since_version=loaded[0])
+                self.post_message(RowsChanged(delta, version))  # type: ignore[attr-defined]
+                return
             if row_type == "spans":
                 frame = load_span_rows(store, eid)
             else:
@@ -434,6 +484,36 @@ class ReviewActions:
         self.app.call_from_thread(self._drop_other_frames, row_type)  # type: ignore[attr-defined]
         self.post_message(self.RowsLoaded(row_type, frame, frame.height if row_type == "traces" else None,  # type: ignore[attr-defined]
                                           True))
+
+    def on_rows_changed(self, message: RowsChanged) -> None:
+        frame = self.frames.get("traces")  # type: ignore[attr-defined]
+        if frame is None:
+            return
+        try:
+            merged = merge_changed_rows(frame, message.delta)
+        except Exception:  # noqa: BLE001 - columns that do not line up: load everything
+            merged = None
+        if merged is None:
+            self._reload_rows("traces", True)
+            return
+        patched, changed = merged
+        self.loaded_version = message.version
+        if not changed:
+            return
+        self.frames["traces"] = patched  # type: ignore[attr-defined]
+        self.frames.pop("spans", None)  # type: ignore[attr-defined]  # read again when shown
+        self.filtered.pop("spans", None)  # type: ignore[attr-defined]
+        if self.row_type != "traces":  # type: ignore[attr-defined]
+            self.filtered.pop("traces", None)  # type: ignore[attr-defined]
+            return
+        if self.filter_text is not None:  # type: ignore[attr-defined]
+            # the changed rows may match the filter now, or no longer: filter again
+            self.run_filter("traces", self.filter_text, patched, quiet=True)  # type: ignore[attr-defined]
+        elif set(changed) - set(frame.columns):
+            self._show_frame()  # type: ignore[attr-defined]  # a new column (a new score)
+        else:
+            self._table().update_rows(patched, message.delta["root_span_id"].to_list())
+        self._update_title()  # type: ignore[attr-defined]
 
     def _drop_other_frames(self, row_type: str) -> None:
         # the other row type is read again when it is shown next
