@@ -226,7 +226,7 @@ class ReviewActions:
         if self.row_type == "traces":  # type: ignore[attr-defined]
             shown = self._shown_frame()
             if shown is not None:
-                self._table().update_rows(shown, roots)
+                self._table().update_rows(shown, roots, values)
 
     # -- a: assign ----------------------------------------------------------------------------
 
@@ -512,7 +512,7 @@ class ReviewActions:
         elif set(changed) - set(frame.columns):
             self._show_frame()  # type: ignore[attr-defined]  # a new column (a new score)
         else:
-            self._table().update_rows(patched, message.delta["root_span_id"].to_list())
+            self._table().update_rows(patched, message.delta["root_span_id"].to_list(), changed)
         self._update_title()  # type: ignore[attr-defined]
 
     def _drop_other_frames(self, row_type: str) -> None:

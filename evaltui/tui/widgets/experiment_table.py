@@ -608,11 +608,14 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._row_cache.clear()
         self.refresh()
 
-    def update_rows(self, frame: pl.DataFrame, keys: Iterable[str]) -> None:
+    def update_rows(self, frame: pl.DataFrame, keys: Iterable[str], columns: Iterable[str] | None = None) -> None:
         """Show ``frame`` (the same rows in the same order, some values changed) repainting only
-        the rows with these keys (and the header summaries)."""
+        the rows with these keys and the header summaries of ``columns`` (None: all)."""
         self._frame = frame
-        self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
+        changed = None if columns is None else set(columns)
+        for c in self._columns:
+            if c.summary is None and (changed is None or c.key in changed):
+                self._summaries[c.key] = column_summary(frame, c)
         self._header_cache = None
         self._refresh_content_lines(0, HEADER_HEIGHT)
         wanted = set(keys)
