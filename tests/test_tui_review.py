@@ -501,3 +501,33 @@ async def test_live_refresh_reads_only_the_changed_rows(db: Path) -> None:
             module.load_trace_rows = real  # type: ignore[assignment]
         assert full_loads == []
         assert app.screen.loaded_version[1] == 5
+
+
+async def test_comment_on_the_span_the_pane_shows_and_a_rescore_elsewhere_reloads_the_trace(db: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # the pane has focus, on the root span
+        await settle(pilot)
+        await pilot.press("j")  # the task span
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        assert "span answer of" in screen_text(app)
+        await pilot.press(*"slow step", "enter")
+        await settle(pilot)
+        with Store(db) as s:
+            assert [(c["span_id"], c["text"]) for c in list_comments(s, EID, "exp-new-t0")] == [
+                ("exp-new-t0-task", "slow step")]
+        notes = app.screen.query_one(ReviewNotes)
+        await wait_for(pilot, lambda: len(notes.comments) == 1)
+        assert "on span answer" in str(notes.render())
+        from evaltui.sdk.rescore import rescore
+        from evaltui.sdk.scorers import exact_match
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        with Store(db) as other:
+            rescore(other, EID, ["exp-new-t0"], [exact_match], user="bob")
+        pane = app.screen.query_one(TracePane)
+        await wait_for(pilot, lambda: any(s.name == "exact_match" for s in pane.trace.spans))
+        assert pane.selected.span_id == "exp-new-t0-task"  # still on the span the reviewer was reading

@@ -88,6 +88,10 @@ class EvalTUI(App[None]):
     def on_live_changed(self, message: LiveChanged) -> None:
         self.live.dispatch(message.change)
 
+    def on_unmount(self) -> None:
+        if hasattr(self, "live"):
+            self.live.stop()
+
     def watch_theme(self, theme: str) -> None:
         # remember the theme chosen in the palette (the constructor's own choice is not a change)
         if self.is_mounted and theme != self.config.theme:

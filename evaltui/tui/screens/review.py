@@ -393,16 +393,26 @@ class ReviewActions:
             self.app.notify("No trace under the cursor", severity="warning")  # type: ignore[attr-defined]
             return
 
+        span_id, about = None, self._row_label(root)
+        if self._pane_focused():
+            from evaltui.tui.widgets.trace_pane import TracePane
+
+            pane = self.query_one(TracePane)  # type: ignore[attr-defined]
+            node = pane.selected
+            if node is not None and pane.trace is not None and pane.trace.root_span_id == root \
+                    and node.span_id != root:
+                span_id, about = node.span_id, f"span {node.name} of {about}"  # the span the pane shows
+
         def written(text: str | None) -> None:
             if text and text.strip():
-                self._add_comment(root, text)
+                self._add_comment(root, text, span_id)
 
-        self.app.push_screen(CommentScreen(self._row_label(root)), written)  # type: ignore[attr-defined]
+        self.app.push_screen(CommentScreen(about), written)  # type: ignore[attr-defined]
 
     @work(thread=True, exit_on_error=False, group="review")
-    def _add_comment(self, root: str, text: str) -> None:
+    def _add_comment(self, root: str, text: str, span_id: str | None = None) -> None:
         try:
-            add_comment(self.app.store, self._eid(), root, text, self._user())  # type: ignore[attr-defined]
+            add_comment(self.app.store, self._eid(), root, text, self._user(), span_id)  # type: ignore[attr-defined]
         except Exception as e:
             self.post_message(ReviewApplied([root], {}, "", error=f"could not add the comment: {e}"))  # type: ignore[attr-defined]
             return
@@ -500,6 +510,7 @@ class ReviewActions:
         self.loaded_version = message.version
         if not changed:
             return
+        self._reload_open_trace(message.delta["root_span_id"].to_list())
         self.frames["traces"] = patched  # type: ignore[attr-defined]
         self.frames.pop("spans", None)  # type: ignore[attr-defined]  # read again when shown
         self.filtered.pop("spans", None)  # type: ignore[attr-defined]
@@ -514,6 +525,16 @@ class ReviewActions:
         else:
             self._table().update_rows(patched, message.delta["root_span_id"].to_list(), changed)
         self._update_title()  # type: ignore[attr-defined]
+
+    def _reload_open_trace(self, roots: list[str]) -> None:
+        """The trace in the pane changed (someone scored it): show it again, on the same span."""
+        key = self._trace_key  # type: ignore[attr-defined]
+        if not self.pane_open or key is None or key not in roots:  # type: ignore[attr-defined]
+            return
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        selected = self.query_one(TracePane).selected  # type: ignore[attr-defined]
+        self.load_trace(key, selected.span_id if selected is not None else None)  # type: ignore[attr-defined]
 
     def _drop_other_frames(self, row_type: str) -> None:
         # the other row type is read again when it is shown next

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from evaltui.store.review import human_answers, list_comments, trace_history
 from evaltui.tui.widgets.text_safety import safe_text
+from evaltui.tui.widgets.trace_data import TraceData
 
 __all__ = ["ReviewNotes", "notes_text"]
 
@@ -30,8 +31,12 @@ def _answer(value: Any) -> str:
 
 
 def notes_text(comments: list[dict[str, Any]], answers: dict[str, dict[str, Any]],
-               history: list[dict[str, Any]]) -> Text:
-    """The section's text: comments, human answers per reviewer, then the newest history."""
+               history: list[dict[str, Any]], spans: dict[str, str] | None = None) -> Text:
+    """The section's text: comments, human answers per reviewer, then the newest history.
+
+    ``spans``: span id -> name, to say which span a comment is on.
+    """
+    spans = spans or {}
     t = Text(end="")
     t.append(f"Comments ({len(comments)})", "bold")
     if not comments:
@@ -40,6 +45,8 @@ def notes_text(comments: list[dict[str, Any]], answers: dict[str, dict[str, Any]
         t.append("\n")
         t.append(safe_text(c["author"], 30), "bold #61afef")
         t.append("  " + _when(c["created"]), "dim")
+        if c.get("span_id"):
+            t.append("  on span " + safe_text(spans.get(c["span_id"], c["span_id"]), 40), "dim italic")
         t.append("\n  " + safe_text(c["text"], 2000, newlines=True).replace("\n", "\n  "))
     if answers:
         t.append("\n\nHuman scores", "bold")
@@ -70,9 +77,12 @@ class ReviewNotes(Static):
         self.key: tuple[str, str] | None = None  # (experiment id, root span id) shown
         self.comments: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
+        self.span_names: dict[str, str] = {}
 
-    def for_trace(self, experiment_id: str, root_span_id: str) -> None:
+    def for_trace(self, trace: TraceData) -> None:
         """Show this trace's notes (read again only when it is another trace)."""
+        experiment_id, root_span_id = trace.experiment_id, trace.root_span_id
+        self.span_names = {s.span_id: s.name for s in trace.spans}
         if self.key == (experiment_id, root_span_id):
             return
         self.key = (experiment_id, root_span_id)
@@ -101,4 +111,4 @@ class ReviewNotes(Static):
             return  # another trace is shown meanwhile
         self.comments, self.history = comments, history
         self.border_title = f"review · {len(comments)} comment{'s' if len(comments) != 1 else ''}"
-        self.update(notes_text(comments, answers, history))
+        self.update(notes_text(comments, answers, history, self.span_names))

@@ -86,7 +86,7 @@ class SpanDetail(VerticalScroll, can_focus=False):
 
     def show_span(self, trace: TraceData, span: SpanNode | None) -> None:
         self.trace, self.span = trace, span
-        self.query_one(ReviewNotes).for_trace(trace.experiment_id, trace.root_span_id)
+        self.query_one(ReviewNotes).for_trace(trace)
         head = self.query_one("#span-head", Static)
         if span is None:
             head.update(Text("no span selected", "dim"))
