@@ -531,3 +531,22 @@ async def test_comment_on_the_span_the_pane_shows_and_a_rescore_elsewhere_reload
         pane = app.screen.query_one(TracePane)
         await wait_for(pilot, lambda: any(s.name == "exact_match" for s in pane.trace.spans))
         assert pane.selected.span_id == "exp-new-t0-task"  # still on the span the reviewer was reading
+
+
+async def test_review_mode_r_pressed_fast_marks_each_trace_once(db: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("R")
+        await settle(pilot)
+        await pilot.press("r", "r", "r")  # no waiting between the keys
+        await settle(pilot)
+        statuses = [row_of(app, f"exp-new-t{i}")["review_status"] for i in range(5)]
+        assert statuses == ["reviewed"] * 3 + ["unreviewed"] * 2
+        assert table(app).cursor_row == 3
+        assert "review: 3 of 5 reviewed" in screen_text(app)
+        table(app).move_cursor(row=0)
+        await pilot.press("r")  # on a reviewed trace: back to unreviewed, and stay
+        await settle(pilot)
+        assert row_of(app, "exp-new-t0")["review_status"] == "unreviewed"
+        assert table(app).cursor_row == 0

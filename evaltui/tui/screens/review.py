@@ -25,6 +25,7 @@ from evaltui.store.review import (
     human_answers,
     human_score_definitions,
     known_users,
+    mark_reviewed,
     set_human_score,
     toggle_reviewed,
 )
@@ -85,12 +86,11 @@ class ReviewApplied(Message):
     """A review action was stored: patch these traces' columns (or say why it failed)."""
 
     def __init__(self, roots: list[str], values: dict[str, Any], note: str, *, error: str | None = None,
-                 advance: bool = False, version: tuple[int, int] | None = None, reload: bool = False) -> None:
+                 version: tuple[int, int] | None = None, reload: bool = False) -> None:
         self.roots = roots
         self.values = values  # trace-row column -> new value
         self.note = note
         self.error = error
-        self.advance = advance  # review mode: go to the next row
         self.version = version  # the experiment's version right after the write
         self.reload = reload  # values not known here (scores): reload the rows
         super().__init__()
@@ -171,21 +171,30 @@ class ReviewActions:
         if root is None:
             self.app.notify("No trace under the cursor", severity="warning")  # type: ignore[attr-defined]
             return
-        self._toggle_review(root, self.review_mode)
+        if self.review_mode and self._table().current_row().get("review_status") != "reviewed":
+            # mark and go on at once: a second r lands on the next trace, never undoes this one
+            self._toggle_review(root, "reviewed")
+            self.action_review_next()
+            return
+        self._toggle_review(root, None)
 
     @work(thread=True, exit_on_error=False, group="review")
-    def _toggle_review(self, root: str, advance: bool) -> None:
+    def _toggle_review(self, root: str, status: str | None) -> None:
+        """Toggle (``status`` None) or set a trace's review status, then patch its row."""
         store, eid, user = self.app.store, self._eid(), self._user()  # type: ignore[attr-defined]
         before = self.loaded_version
         try:
-            status = toggle_reviewed(store, eid, root, user)
+            if status is None:
+                status = toggle_reviewed(store, eid, root, user)
+            else:
+                mark_reviewed(store, eid, [root], user, reviewed=status == "reviewed")
             version = experiment_version(store, eid)
         except Exception as e:
             self.post_message(ReviewApplied([root], {}, "", error=f"could not mark the trace: {e}"))  # type: ignore[attr-defined]
             return
         self.post_message(ReviewApplied(  # type: ignore[attr-defined]
             [root], {"review_status": status, "reviewed_by": user if status == "reviewed" else None},
-            f"Marked {status}", advance=advance and status == "reviewed",
+            f"Marked {status}",
             version=version if before is not None and version[0] == before[0] + 1 else None,
         ))
 
@@ -199,8 +208,6 @@ class ReviewActions:
             self._patch_rows(message.roots, message.values)
         if message.reload:
             self.reload_rows()
-        if message.advance:
-            self.action_review_next()
         self._update_title()  # type: ignore[attr-defined]
         if message.note and len(message.roots) > 1:
             self.app.notify(safe_text(message.note, 200), timeout=3, markup=False)  # type: ignore[attr-defined]
