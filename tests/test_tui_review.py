@@ -3,14 +3,23 @@ live refresh from another process, and snapshots of the review dialogs."""
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import EXP, _snap_app, _steps, build_store, make_app, screen_text, settle, table
+from test_tui_app import (
+    EXP,
+    _snap_app,
+    _steps,
+    build_store,
+    make_app,
+    screen_text,
+    settle,
+    table,
+)
 
 from evaltui.store import Store, create_experiment, write_spans
 from evaltui.store.review import (
@@ -348,7 +357,8 @@ async def test_another_process_review_and_assignment_show_within_2_s(db: Path) -
         table(app).move_cursor(row=2)
         await settle(pilot)
         cursor_root = root_at(app, 2)
-        subprocess.run([sys.executable, "-c", WRITER, str(db)], check=True, timeout=60)
+        writer = await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, str(db))
+        assert await asyncio.wait_for(writer.wait(), 60) == 0
         took = await wait_for(pilot, lambda: row_of(app, "exp-new-t2")["review_status"] == "reviewed"
                               and row_of(app, "exp-new-t4")["assignee"] == "alice")
         assert took < 2.0

@@ -4,7 +4,6 @@ esc cancels (what was scored is kept)."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from rich.text import Text
 from textual import work

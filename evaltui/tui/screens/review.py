@@ -24,7 +24,6 @@ from evaltui.store.review import (
     assign,
     human_answers,
     human_score_definitions,
-    known_users,
     mark_reviewed,
     set_human_score,
     toggle_reviewed,
