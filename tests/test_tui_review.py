@@ -146,6 +146,11 @@ async def test_select_rows_and_assign_them_together(db: Path) -> None:
         await settle(pilot)
         assert [row_of(app, r)["assignee"] for r in (first, second)] == ["bob", "bob"]
         assert row_of(app, root_at(app, 2))["assignee"] is None
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press(*["down"] * 6, "enter")  # the last option: nobody
+        await settle(pilot)
+        assert [row_of(app, r)["assignee"] for r in (first, second)] == [None, None]
         await pilot.press("escape")  # esc unselects before it goes back
         await settle(pilot)
         assert isinstance(app.screen, ExperimentScreen)
