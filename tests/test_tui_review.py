@@ -454,22 +454,39 @@ DIALOGS = [
     ("human-score", ("H", "1")),
     ("comment", ("i", *"too vague")),
 ]
+SIZES = [(80, 24), (160, 48)]
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize(("name", "keys"), DIALOGS, ids=[d[0] for d in DIALOGS])
-def test_snapshot_review_dialog(snap_compare, snap_db: Path, name: str, keys: tuple[str, ...]) -> None:
-    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=(80, 24), run_before=_steps(*keys))
+def test_snapshot_review_dialog(snap_compare, snap_db: Path, name: str, keys: tuple[str, ...],
+                                size: tuple[int, int]) -> None:
+    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=size, run_before=_steps(*keys))
 
 
-def test_snapshot_score_with_dialog(snap_compare, snap_db: Path) -> None:
+def _palette_dialog(method: str, *keys: str) -> Any:
     async def run(pilot: Any) -> None:
         await settle(pilot)
         await pilot.press("S")
         await settle(pilot)
-        pilot.app.screen.score_with()
+        getattr(pilot.app.screen, method)()
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
         await settle(pilot)
 
-    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=(80, 24), run_before=run)
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_score_with_dialog(snap_compare, snap_db: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=size, run_before=_palette_dialog("score_with"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_define_score_dialog(snap_compare, snap_db: Path, size: tuple[int, int]) -> None:
+    run = _palette_dialog("define_human_score", *"Correct", "tab", "tab", *"yes=1, no=0")
+    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=size, run_before=run)
 
 
 def test_snapshot_review_mode(snap_compare, snap_db: Path) -> None:
@@ -565,3 +582,48 @@ async def test_review_mode_r_pressed_fast_marks_each_trace_once(db: Path) -> Non
         await settle(pilot)
         assert row_of(app, "exp-new-t0")["review_status"] == "unreviewed"
         assert table(app).cursor_row == 0
+
+
+async def test_new_traces_written_elsewhere_appear_and_the_cursor_stays(db: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        table(app).move_cursor(row=3)
+        await settle(pilot)
+        with Store(db) as other:  # an import (issue 6's watched file) adds a trace
+            write_spans(other, [{"id": "late-root", "experiment_id": EID, "span_id": "late", "root_span_id": "late",
+                                 "span_attributes": {"name": "eval", "type": "eval"}, "input": "a late question",
+                                 "created": "2025-12-31T00:00:00+00:00"}])  # sorts first
+        await wait_for(pilot, lambda: table(app).row_count == 6)
+        assert root_at(app, table(app).cursor_row) == "exp-new-t3"  # the same trace, one row lower
+        assert "6 of 6 rows" in screen_text(app)
+
+
+async def test_score_with_cancel_keeps_what_was_scored(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evaltui.tui.screens.rescore as module
+    from evaltui.sdk.scorers import ExactMatch
+
+    class Slow(ExactMatch):
+        def __call__(self, output: Any, expected: Any = None) -> Any:
+            time.sleep(0.4)
+            return super().__call__(output, expected)
+
+    monkeypatch.setitem(module.BUILTIN_SCORERS, "exact_match", Slow)
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("S")
+        app.screen.score_with()
+        await pilot.pause(0.2)
+        dialog = app.screen
+        assert isinstance(dialog, RescoreScreen)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert "esc cancels" in screen_text(app) and dialog.query_one("ProgressBar").display
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RescoreScreen), seconds=5)
+        assert dialog.report is not None and dialog.report.cancelled
+        assert 0 < dialog.report.scored < 5
+        with Store(db) as s:
+            written = s.read("SELECT count(*) FROM spans WHERE experiment_id = ? AND name = 'exact_match'", (EID,))
+        assert written[0][0] == dialog.report.scored
