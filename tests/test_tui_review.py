@@ -627,3 +627,26 @@ async def test_score_with_cancel_keeps_what_was_scored(db: Path, monkeypatch: py
         with Store(db) as s:
             written = s.read("SELECT count(*) FROM spans WHERE experiment_id = ? AND name = 'exact_match'", (EID,))
         assert written[0][0] == dialog.report.scored
+
+
+async def test_score_with_a_scorer_file_of_ones_own(db: Path, tmp_path: Path) -> None:
+    checks = tmp_path / "checks.py"
+    checks.write_text("def polite(output):\n    return 1.0 if output and 'please' in str(output).lower() else 0.0\n\n"
+                      "def broken(output):\n    raise RuntimeError('boom')\n")
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.screen.score_with()
+        await settle(pilot)
+        await pilot.press("space", "tab", *str(tmp_path / "missing.py"), "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RescoreScreen)
+        assert "file not found" in screen_text(app)
+        field = app.screen.query_one("#rescore-user")
+        field.value = str(checks)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentScreen)
+        await wait_for(pilot, lambda: "scores.polite" in table(app).frame.columns)
+        assert row_of(app, "exp-new-t0")["scores.polite"] == 0.0
+        assert row_of(app, "exp-new-t0")["scorer_errors"] >= 1  # broken raised: recorded, not a crash

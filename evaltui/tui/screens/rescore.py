@@ -12,10 +12,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import ProgressBar, SelectionList, Static
+from textual.widgets import Input, ProgressBar, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from evaltui.sdk.rescore import RescoreReport, rescore
+from evaltui.sdk.rescore import RescoreReport, ScorerLoadError, load_user_scorers, rescore
 from evaltui.sdk.scorers import BUILTIN_SCORERS
 from evaltui.tui.widgets.text_safety import safe_text
 
@@ -67,9 +67,10 @@ class RescoreScreen(ModalScreen[RescoreReport | None]):
                   for name in PICKABLE),
                 id="rescore-list",
             )
+            yield Input(placeholder="and your own: a scorers .py file or module (optional)", id="rescore-user")
             yield ProgressBar(total=n, show_eta=False, id="rescore-progress")
             yield Static("", id="rescore-status")
-            yield Static(Text("space ticks · enter runs · esc cancels", "dim"), id="rescore-help")
+            yield Static(Text("space ticks · tab your scorers · enter runs · esc cancels", "dim"), id="rescore-help")
 
     def on_mount(self) -> None:
         self.query_one(ProgressBar).display = False
@@ -82,11 +83,16 @@ class RescoreScreen(ModalScreen[RescoreReport | None]):
         if self.running:
             return
         names = self.chosen()
-        if not names:
-            self.query_one("#rescore-status", Static).update(Text("tick at least one scorer (space)", "bold red"))
+        user_file = self.query_one("#rescore-user", Input).value.strip()
+        if not names and not user_file:
+            self.query_one("#rescore-status", Static).update(
+                Text("tick at least one scorer (space), or name a file of yours", "bold red"))
             return
+        if user_file:
+            names = [*names, user_file]
         self.running = True
         self.query_one(SelectionList).disabled = True
+        self.query_one("#rescore-user", Input).disabled = True
         self.query_one(ProgressBar).display = True
         self.query_one("#rescore-status", Static).update(Text(f"scoring with {', '.join(names)}… esc cancels",
                                                               "italic"))
@@ -95,8 +101,14 @@ class RescoreScreen(ModalScreen[RescoreReport | None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rescore")
     def _run(self, names: list[str]) -> None:
-        scorers = [BUILTIN_SCORERS[n]() for n in names]
+        scorers = [BUILTIN_SCORERS[n]() for n in names if n in BUILTIN_SCORERS]
         n = len(self.roots)
+        try:
+            for user_file in (n_ for n_ in names if n_ not in BUILTIN_SCORERS):
+                scorers += load_user_scorers(user_file)
+        except ScorerLoadError as e:
+            self.post_message(self.Finished(None, str(e)))
+            return
         try:
             report = rescore(self.app.store, self.experiment_id, self.roots, scorers,  # type: ignore[attr-defined]
                              user=self.app.user,  # type: ignore[attr-defined]
@@ -114,6 +126,8 @@ class RescoreScreen(ModalScreen[RescoreReport | None]):
         self.running = False
         if message.report is None:
             self.query_one(SelectionList).disabled = False
+            self.query_one("#rescore-user", Input).disabled = False
+            self.query_one(ProgressBar).display = False
             self.query_one("#rescore-status", Static).update(Text(safe_text(message.error or "", 300), "bold red"))
             return
         self.report = message.report
