@@ -81,6 +81,9 @@ class ReviewNotes(Static):
 
     def for_trace(self, trace: TraceData) -> None:
         """Show this trace's notes (read again only when it is another trace)."""
+        if getattr(self.app, "store", None) is None:
+            self.display = False  # a pane outside evaltui's app (tests, embedding): no store to read
+            return
         experiment_id, root_span_id = trace.experiment_id, trace.root_span_id
         self.span_names = {s.span_id: s.name for s in trace.spans}
         if self.key == (experiment_id, root_span_id):
