@@ -650,3 +650,20 @@ async def test_score_with_a_scorer_file_of_ones_own(db: Path, tmp_path: Path) ->
         await wait_for(pilot, lambda: "scores.polite" in table(app).frame.columns)
         assert row_of(app, "exp-new-t0")["scores.polite"] == 0.0
         assert row_of(app, "exp-new-t0")["scorer_errors"] >= 1  # broken raised: recorded, not a crash
+
+
+async def test_experiment_list_under_the_table_reloads_when_shown_again(db: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        with Store(db) as other:
+            write_spans(other, [{"id": "late-root", "experiment_id": EID, "span_id": "late", "root_span_id": "late",
+                                 "span_attributes": {"name": "eval", "type": "eval"}, "input": "late"}])
+        await wait_for(pilot, lambda: table(app).row_count == 6)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentListScreen)
+        frame = app.screen.frame
+        assert frame.filter(frame["id"] == EID)["traces"].to_list() == [6]
+        lst = app.screen.query_one(ExperimentList)
+        assert lst.get_row_at(lst.cursor_row)[1].plain == "new-prompt"  # the cursor on the experiment left

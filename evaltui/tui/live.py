@@ -15,6 +15,7 @@ An in-memory database has no other connections: nothing to watch.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,8 @@ class LiveWatcher:
         if self._busy.is_set():
             return
         self._busy.set()
-        self.app.run_worker(lambda: self._check(self._watched()), thread=True, group="live-refresh",
+        watched = self._watched()  # read the screens here, on the event loop
+        self.app.run_worker(lambda: self._check(watched), thread=True, group="live-refresh",
                             exit_on_error=False, name="live-refresh")
 
     def _check(self, watched: set[str]) -> None:
@@ -129,8 +131,10 @@ class LiveWatcher:
 class LiveExperimentList:
     """Mixed into the experiment list screen: reload when experiments come, go or change.
 
-    The first change seen is the baseline. A change while another screen is on top is
-    remembered and loaded when the list shows again; the cursor stays on its experiment.
+    While the list shows, the first change seen is the baseline and a reload follows a
+    change of the catalog or of a listed experiment. Under another screen any change marks
+    it stale (no per-experiment versions read for it) and it reloads when it shows again;
+    the cursor stays on its experiment.
     """
 
     _live_seen: Any = None
@@ -138,15 +142,28 @@ class LiveExperimentList:
 
     def live_experiments(self) -> list[str]:
         frame = self.frame  # type: ignore[attr-defined]
-        return [] if frame is None else frame["id"].to_list()
+        if frame is None or self.app.screen is not self:  # type: ignore[attr-defined]
+            return []
+        return frame["id"].to_list()
 
     def live_refresh(self, change: LiveChange) -> None:
-        shown = set(self.live_experiments())
-        seen = (change.catalog, sorted((k, v) for k, v in change.versions.items() if k in shown))
-        if self._live_seen is not None and seen != self._live_seen:
+        if self.app.screen is not self:  # type: ignore[attr-defined]
             self._live_stale = True
+            self._live_seen = None  # a new baseline when it shows again
+            return
+        frame = self.frame  # type: ignore[attr-defined]
+        if frame is None:
+            return  # still loading: it reads the new state anyway
+        # experiments per project as listed, against the database's: one came or went
+        listed = sorted(Counter(frame["project"].to_list()).items())
+        if listed != sorted((p, n) for p, n in change.catalog if n):
+            self._live_stale = True
+        shown = set(frame["id"].to_list())
+        seen = sorted((k, v) for k, v in change.versions.items() if k in shown)
+        if self._live_seen is not None and seen != self._live_seen:
+            self._live_stale = True  # a listed experiment's rows changed (scores, counts)
         self._live_seen = seen
-        if self._live_stale and self.app.screen is self:  # type: ignore[attr-defined]
+        if self._live_stale:
             self._live_reload()
 
     def _live_reload(self) -> None:
