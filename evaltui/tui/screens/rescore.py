@@ -15,7 +15,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, ProgressBar, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from evaltui.sdk.rescore import RescoreReport, ScorerLoadError, load_user_scorers, rescore
+from evaltui.sdk.rescore import (
+    RescoreReport,
+    ScorerLoadError,
+    load_user_scorers,
+    rescore,
+)
 from evaltui.sdk.scorers import BUILTIN_SCORERS
 from evaltui.tui.widgets.text_safety import safe_text
 
