@@ -407,21 +407,25 @@ async def test_experiment_list_shows_a_new_experiment_live(db: Path) -> None:
         assert "from-elsewhere" in screen_text(app)
 
 
-async def test_own_review_does_not_reload_the_rows(db: Path) -> None:
-    """r patches the row in place; the watcher then sees nothing new to load."""
+async def test_own_review_is_patched_in_place_and_never_reloads_all_rows(db: Path) -> None:
+    """r patches the row at once; the watcher then reads only the changed row, which changes nothing."""
+    import evaltui.tui.screens.review as module
+
     app, _ = make_app(db, EXP)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        screen = app.screen
-        reloads: list[str] = []
-        real = screen._reload_rows
-        screen._reload_rows = lambda row_type: reloads.append(row_type) or real(row_type)  # type: ignore[method-assign]
-        await pilot.press("r")
-        await settle(pilot)
-        await pilot.pause(1.2)
-        await settle(pilot)
-        assert app.live.checks >= 2
-        assert reloads == []
+        full_loads: list[int] = []
+        real = module.load_trace_rows
+        module.load_trace_rows = lambda *a, **k: full_loads.append(1) or real(*a, **k)  # type: ignore[assignment]
+        try:
+            before = app.screen.loaded_version
+            await pilot.press("r")
+            await settle(pilot)
+            assert row_of(app, root_at(app, 0))["review_status"] == "reviewed"
+            await wait_for(pilot, lambda: app.screen.loaded_version != before)  # the watcher caught up
+        finally:
+            module.load_trace_rows = real  # type: ignore[assignment]
+        assert full_loads == []
         assert row_of(app, root_at(app, 0))["review_status"] == "reviewed"
 
 

@@ -75,7 +75,7 @@ def merge_changed_rows(frame: pl.DataFrame, delta: pl.DataFrame) -> tuple[pl.Dat
 class RowsChanged(Message):
     """Trace rows changed since the frames were loaded (``delta``: those rows, as stored now)."""
 
-    def __init__(self, delta: pl.DataFrame, version: tuple[int, int]) -> None:
+    def __init__(self, delta: pl.DataFrame, version: tuple[int, int] | None) -> None:
         self.delta = delta
         self.version = version
         super().__init__()
@@ -85,12 +85,11 @@ class ReviewApplied(Message):
     """A review action was stored: patch these traces' columns (or say why it failed)."""
 
     def __init__(self, roots: list[str], values: dict[str, Any], note: str, *, error: str | None = None,
-                 version: tuple[int, int] | None = None, reload: bool = False) -> None:
+                 reload: bool = False) -> None:
         self.roots = roots
         self.values = values  # trace-row column -> new value
         self.note = note
         self.error = error
-        self.version = version  # the experiment's version right after the write
         self.reload = reload  # values not known here (scores): reload the rows
         super().__init__()
 
@@ -181,28 +180,23 @@ class ReviewActions:
     def _toggle_review(self, root: str, status: str | None) -> None:
         """Toggle (``status`` None) or set a trace's review status, then patch its row."""
         store, eid, user = self.app.store, self._eid(), self._user()  # type: ignore[attr-defined]
-        before = self.loaded_version
         try:
             if status is None:
                 status = toggle_reviewed(store, eid, root, user)
             else:
                 mark_reviewed(store, eid, [root], user, reviewed=status == "reviewed")
-            version = experiment_version(store, eid)
         except Exception as e:
             self.post_message(ReviewApplied([root], {}, "", error=f"could not mark the trace: {e}"))  # type: ignore[attr-defined]
             return
         self.post_message(ReviewApplied(  # type: ignore[attr-defined]
             [root], {"review_status": status, "reviewed_by": user if status == "reviewed" else None},
             f"Marked {status}",
-            version=version if before is not None and version[0] == before[0] + 1 else None,
         ))
 
     def on_review_applied(self, message: ReviewApplied) -> None:
         if message.error:
             self.app.notify(safe_text(message.error, 300), severity="error", markup=False)  # type: ignore[attr-defined]
             return
-        if message.version is not None:
-            self.loaded_version = message.version  # only our own write since the load: no reload
         if message.values:
             self._patch_rows(message.roots, message.values)
         if message.reload:
@@ -258,17 +252,14 @@ class ReviewActions:
     @work(thread=True, exit_on_error=False, group="review")
     def _assign(self, roots: list[str], assignee: str | None) -> None:
         store, eid = self.app.store, self._eid()  # type: ignore[attr-defined]
-        before = self.loaded_version
         try:
             changed = assign(store, eid, roots, assignee, self._user())
-            version = experiment_version(store, eid)
         except Exception as e:
             self.post_message(ReviewApplied(roots, {}, "", error=f"could not assign: {e}"))  # type: ignore[attr-defined]
             return
         who = assignee or "nobody"
         self.post_message(ReviewApplied(  # type: ignore[attr-defined]
             roots, {"assignee": assignee}, f"Assigned {changed:,} of {len(roots):,} traces to {who}",
-            version=version if before is not None and version[0] == before[0] + 1 else None,
         ))
 
     # -- s / space / S: selection -------------------------------------------------------------
@@ -382,9 +373,15 @@ class ReviewActions:
     @work(thread=True, exit_on_error=False, group="review")
     def _save_human_scores(self, root: str, answers: dict[str, Any]) -> None:
         store, eid, user = self.app.store, self._eid(), self._user()  # type: ignore[attr-defined]
+        loaded = self.loaded_version
         try:
             for name, value in answers.items():
                 set_human_score(store, eid, root, name, value, user)
+            if loaded is not None:
+                # the rows written since the load (this trace's, mostly): repaint them now; the
+                # watcher's next look moves loaded_version on
+                self.post_message(RowsChanged(query_trace_rows(store, eid, since_version=loaded[0]), None))  # type: ignore[attr-defined]
+                return
         except Exception as e:
             self.post_message(ReviewApplied([root], {}, "", error=f"could not save the score: {e}"))  # type: ignore[attr-defined]
             return
@@ -467,22 +464,26 @@ class ReviewActions:
         if version is None:
             return  # the experiment is gone; the rows stay as they were
         if self.loaded_version is not None and version != self.loaded_version:
-            self.reload_rows()
+            self.reload_rows(version)
         if self.pane_open:  # type: ignore[attr-defined]
             self.refresh_review_notes()
 
-    def reload_rows(self) -> None:
-        """Reload the shown rows in a worker (cursor, filter, selection and scroll are kept)."""
+    def reload_rows(self, version: tuple[int, int] | None = None) -> None:
+        """Reload the shown rows in a worker (cursor, filter, selection and scroll are kept).
+
+        ``version``: the experiment's (rows_version, traces) if known (saves counting again).
+        """
         if not self.complete.get(self.row_type, False):  # type: ignore[attr-defined]
             return  # the first load is still running; it reads the new rows anyway
-        self._reload_rows(self.row_type)  # type: ignore[attr-defined]
+        self._reload_rows(self.row_type, version=version)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-rows")
-    def _reload_rows(self, row_type: str, full: bool = False) -> None:
+    def _reload_rows(self, row_type: str, full: bool = False, version: tuple[int, int] | None = None) -> None:
         store, eid = self.app.store, self._eid()  # type: ignore[attr-defined]
         loaded = self.loaded_version
         try:
-            version = experiment_version(store, eid)
+            if version is None or full:
+                version = experiment_version(store, eid)
             if not full and row_type == "traces" and loaded is not None and version[1] == loaded[1]:
                 # the same traces: read only the rows written since (reviews, scores, comments' rows)
                 delta = query_trace_rows(store, eid, since_version=loaded[0])
@@ -514,7 +515,8 @@ class ReviewActions:
             self._reload_rows("traces", True)
             return
         patched, changed = merged
-        self.loaded_version = message.version
+        if message.version is not None:
+            self.loaded_version = message.version
         if not changed:
             return
         self._reload_open_trace(message.delta["root_span_id"].to_list())
