@@ -672,3 +672,32 @@ async def test_experiment_list_under_the_table_reloads_when_shown_again(db: Path
         assert frame.filter(frame["id"] == EID)["traces"].to_list() == [6]
         lst = app.screen.query_one(ExperimentList)
         assert lst.get_row_at(lst.cursor_row)[1].plain == "new-prompt"  # the cursor on the experiment left
+
+
+async def test_define_a_multi_select_score_that_writes_expected_and_a_text_score(db: Path) -> None:
+    from evaltui.store.review import human_score_definitions
+
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.screen.define_human_score()
+        await settle(pilot)
+        await pilot.press(*"Topics", "tab", "tab", *"billing=1, shipping=1", "tab", "space", "tab", "space", "ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentScreen)
+        app.screen.define_human_score()
+        await settle(pilot)
+        dialog = app.screen
+        await pilot.press(*"Why")
+        dialog.query_one("#ds-kind").value = "text"
+        await settle(pilot)
+        assert not dialog.query_one("#ds-options").display and dialog.query_one("#ds-path").display
+        dialog.query_one("#ds-path").value = "review.why"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    with Store(db) as s:
+        project_id = s.read("SELECT project_id FROM experiments WHERE id = ?", (EID,))[0][0]
+        defs = {d["name"]: d for d in human_score_definitions(s, project_id)}
+    assert defs["Topics"]["multi_select"] and defs["Topics"]["write_to_expected"]
+    assert [o["name"] for o in defs["Topics"]["options"]] == ["billing", "shipping"]
+    assert defs["Why"] == {"name": "Why", "kind": "text", "path": "review.why"}

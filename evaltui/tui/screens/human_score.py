@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from evaltui.store.review import ReviewError, define_human_score
 from evaltui.tui.widgets.text_safety import safe_text
@@ -224,21 +224,34 @@ class DefineScoreScreen(ModalScreen[dict[str, Any] | None]):
                           ("continuous: 0-100 %", "continuous"), ("text: a free-form note", "text")],
                          value="categorical", allow_blank=False, id="ds-kind")
             yield Input(placeholder="options: good=1, ok=0.5, bad=0", id="ds-options")
+            yield Checkbox("several options may be chosen", id="ds-multi")
+            yield Checkbox("write the chosen option to expected", id="ds-expected")
+            yield Input(placeholder="metadata path of the answer (default: the name)", id="ds-path")
             yield Static("", id="ds-error")
-            yield Static(Text("tab next · enter saves · esc cancels", "dim"), id="ds-help")
+            yield Static(Text("tab next · space ticks · enter saves · esc cancels", "dim"), id="ds-help")
 
     def on_mount(self) -> None:
         self.query_one("#ds-name", Input).focus()
+        self._show_fields("categorical")
+
+    def _show_fields(self, kind: Any) -> None:
+        for selector in ("#ds-options", "#ds-multi", "#ds-expected"):
+            self.query_one(selector).display = kind == "categorical"
+        self.query_one("#ds-path").display = kind == "text"
 
     @on(Select.Changed, "#ds-kind")
     def _kind(self, event: Select.Changed) -> None:
-        self.query_one("#ds-options", Input).display = event.value == "categorical"
+        self._show_fields(event.value)
 
     def definition(self) -> dict[str, Any]:
         kind = self.query_one("#ds-kind", Select).value
         out: dict[str, Any] = {"name": self.query_one("#ds-name", Input).value.strip(), "kind": kind}
         if kind == "categorical":
             out["options"] = parse_options(self.query_one("#ds-options", Input).value)
+            out["multi_select"] = self.query_one("#ds-multi", Checkbox).value
+            out["write_to_expected"] = self.query_one("#ds-expected", Checkbox).value
+        elif kind == "text" and self.query_one("#ds-path", Input).value.strip():
+            out["path"] = self.query_one("#ds-path", Input).value.strip()
         return out
 
     def action_save(self) -> None:
