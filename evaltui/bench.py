@@ -7,6 +7,7 @@ from a noisy machine can still be compared by ratio.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -588,9 +589,76 @@ def bench_tui_arrange(workdir: Path, traces: int, spans_per_trace: int, runs: in
     ]
 
 
+async def _review_tui_timings(db: str, experiment: str, repeat: int) -> dict[str, Any]:
+    """In a headless app at 160x48: a cursor move, r, and a hand score, key to repainted row."""
+    from evaltui.store import review as rv
+    from evaltui.tui.app import EvalTUI
+    from evaltui.tui.widgets.experiment_table import ExperimentTable
+
+    config = Path(tempfile.mkdtemp()) / "config.toml"
+    config.write_text('user = "bench"\n')
+    app = EvalTUI(db, experiment=experiment, config_path=config)
+    out: dict[str, Any] = {"move": [], "review": [], "score": []}
+
+    async def until(check: Callable[[], bool]) -> None:
+        while not check():
+            await asyncio.sleep(0.001)
+        await pilot.pause()  # painted
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(lambda: bool(app.screen.query(ExperimentTable)) and app.screen.complete.get("traces", False))
+        await pilot.pause(0.5)
+        screen = app.screen
+        table = screen.query_one(ExperimentTable)
+        out["rows"] = table.row_count
+        project_id = screen.experiment["project_id"]
+        rv.define_human_score(app.store, project_id, {"name": "bench_hand", "kind": "continuous"})
+
+        def cell(key: str) -> Any:
+            return table.current_row().get(key)
+
+        # from the key's action to the screen updated (pilot.pause(0) waits for the screen's
+        # messages and paints); Pilot's own waits around a key press are left out
+        for i in range(repeat):
+            await pilot.pause()
+            t = time.perf_counter()
+            table.action_cursor_down() if i % 2 == 0 else table.action_cursor_up()
+            await pilot.pause(0)
+            out["move"].append((time.perf_counter() - t) * 1000)
+            before = cell("review_status")
+            t = time.perf_counter()
+            screen.action_toggle_review()
+            while cell("review_status") == before:
+                await asyncio.sleep(0.0005)
+            await pilot.pause(0)
+            out["review"].append((time.perf_counter() - t) * 1000)
+            value = 10 + (i * 37) % 90
+            t = time.perf_counter()
+            screen._save_human_scores(screen._current_root(), {"bench_hand": value})
+            while cell("scores.bench_hand") is None or abs(cell("scores.bench_hand") - value / 100) > 1e-9:
+                await asyncio.sleep(0.0005)
+            await pilot.pause(0)
+            out["score"].append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def bench_review_tui(workdir: Path, traces: int, spans_per_trace: int, repeat: int = 11) -> list[Figure]:
+    """Review in the TUI (issue 7): r and a hand score, key to repainted row, beside a cursor move."""
+    runs = asyncio.run(_review_tui_timings(_STATE["db"], _STATE["experiment"], repeat))
+    move = statistics.median(runs["move"])
+    note = f"{runs['rows']:,} rows, 160x48, median of {repeat}; a cursor move (j) {move:.1f} ms"
+    return [
+        Figure("TUI r: review to repainted row", statistics.median(runs["review"]), "ms", "<= 50",
+               note + f", ratio {statistics.median(runs['review']) / move:.1f}"),
+        Figure("TUI hand score to repainted row", statistics.median(runs["score"]), "ms", "<= 50",
+               note + "; store write + changed rows re-read"),
+    ]
+
+
 BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [
     bench_store, bench_query, bench_compare, bench_insights, bench_review, bench_import, bench_tui,
     bench_tui_arrange,
+    bench_review_tui,
 ]
 
 
@@ -647,7 +715,7 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
             for stale in workdir.glob("bench.db*"):
                 stale.unlink()
         for bench in benches:
-            if skip_tui and bench in (bench_tui, bench_tui_arrange):
+            if skip_tui and bench in (bench_tui, bench_tui_arrange, bench_review_tui):
                 continue
             if not as_json:
                 print(f"running {bench.__doc__.splitlines()[0] if bench.__doc__ else bench.__name__} ...",

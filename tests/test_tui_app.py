@@ -780,6 +780,108 @@ async def _help_scroll(app, pilot, clip, key):
 VIEW_IDS = ["experiment.sort-asc", "experiment.sort-desc", "experiment.views", "experiment.save-view",
             "experiment.search", "experiment.search-next", "experiment.search-previous", "experiment.group"]
 
+# -- review keys (screens/review.py; more in test_tui_review.py) --
+
+
+def _review_root(app: EvalTUI) -> str:
+    screen = app.screen
+    return screen._current_root()
+
+
+def _row(app: EvalTUI, root: str) -> dict[str, Any]:
+    frame = app.screen.query_one(ExperimentTable).frame
+    return frame.filter(frame["root_span_id"] == root).row(0, named=True)
+
+
+@driver("experiment.review")
+async def _review(app, pilot, clip, key):
+    root = _review_root(app)
+    before = _row(app, root)["review_status"]
+    await pilot.press(key)
+    await settle(pilot)
+    after = _row(app, root)["review_status"]
+    assert {before, after} == {"reviewed", "unreviewed"}
+    from evaltui.store.review import trace_history
+
+    assert trace_history(app.store, "exp-new", root)[-1]["after"] == after
+
+
+@driver("experiment.assign")
+async def _assign(app, pilot, clip, key):
+    from evaltui.tui.screens.assign import AssignScreen
+
+    root = _review_root(app)
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, AssignScreen)
+    await pilot.press(*"zoe", "enter")
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+    assert _row(app, root)["assignee"] == "zoe"
+
+
+@driver("experiment.select")
+async def _select(app, pilot, clip, key):
+    t = table(app)
+    t.move_cursor(row=1)
+    root = _review_root(app)
+    selected = set(t.selected)
+    await pilot.press(key)
+    await pilot.pause()
+    assert t.selected == selected ^ {root}
+    assert t.cursor_row == 2  # on to the next row
+
+
+@driver("experiment.select-all")
+async def _select_all(app, pilot, clip, key):
+    t = table(app)
+    t.set_selected(())
+    await pilot.press(key)
+    await pilot.pause()
+    assert len(t.selected) == t.row_count == 5
+    assert "5 selected" in screen_text(app)
+    await pilot.press(key)
+    await pilot.pause()
+    assert not t.selected
+
+
+@driver("experiment.review-mode")
+async def _review_mode(app, pilot, clip, key):
+    screen = app.screen
+    on = screen.review_mode
+    await pilot.press(key)
+    await settle(pilot)
+    assert screen.review_mode is not on
+    assert ("review: 0 of 5 reviewed" in screen_text(app)) is not on
+    await pilot.press(key)
+    await settle(pilot)
+    assert screen.review_mode is on
+
+
+@driver("experiment.human-score")
+async def _human_score(app, pilot, clip, key):
+    await pilot.press(key)
+    await settle(pilot)
+    # the fixture's project has no human scores: the key says how to define one
+    assert "no human scores yet" in " ".join(notes(app))
+
+
+@driver("experiment.comment")
+async def _comment(app, pilot, clip, key):
+    from evaltui.store.review import list_comments
+    from evaltui.tui.screens.comment import CommentScreen
+
+    root = _review_root(app)
+    n = len(list_comments(app.store, "exp-new", root))
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, CommentScreen)
+    await pilot.press(*"checked", "enter")
+    await settle(pilot)
+    assert isinstance(app.screen, ExperimentScreen)
+    assert len(list_comments(app.store, "exp-new", root)) == n + 1
+
+
 # What help lists in each context (a new binding fails here until it has a driver).
 HELP_IDS: dict[str, list[str]] = {
     "list": ["list.cursor-down", "list.cursor-up", "list.cursor-first", "list.cursor-last",
@@ -789,24 +891,24 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
+              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.select", "experiment.select-all", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
                   "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
+                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
                       "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
-                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
+                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "app.quit", "app.help"],
+                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

@@ -36,6 +36,7 @@ from evaltui.config import CLIPBOARD_MODES, Config, load_config, save_config
 from evaltui.store import NotFound, Store, find_experiment
 from evaltui.tui.clipboard import copy_text
 from evaltui.tui.commands import AppCommands, binding_entries
+from evaltui.tui.live import LiveChanged, LiveWatcher
 from evaltui.tui.screens.experiment import ExperimentScreen
 from evaltui.tui.screens.experiment_list import ExperimentListScreen
 from evaltui.tui.screens.help import HelpScreen
@@ -99,6 +100,11 @@ class EvalTUI(App[None]):
             self.notify(safe_text(warning, 400), title="config", severity="warning", timeout=15, markup=False)
         if self._initial_experiment:
             self.open_experiment(self._initial_experiment)
+        self.live = LiveWatcher(self)  # other processes' changes show without a restart
+        self.live.start()
+
+    def on_live_changed(self, message: LiveChanged) -> None:
+        self.live.dispatch(message.change)
 
     def freeze_heap(self) -> None:
         """Objects made so far (the DOM, caches) live as long as the app: keep the garbage
@@ -108,6 +114,8 @@ class EvalTUI(App[None]):
         self._heap_frozen = True
 
     def on_unmount(self) -> None:
+        if hasattr(self, "live"):
+            self.live.stop()
         if getattr(self, "_heap_frozen", False):
             gc.unfreeze()
             self._heap_frozen = False

@@ -189,6 +189,10 @@ class ExperimentCommands(BindingCommands):
         reset = screen.reset_columns  # type: ignore[attr-defined]
         out.append(("Columns: reset to defaults", reset, "forget this project's column settings"))
         out.extend(view_commands(screen))
+        out.append(("Review: score with…", screen.score_with,  # type: ignore[attr-defined]
+                    "run built-in scorers over the selected traces (or the one under the cursor)"))
+        out.append(("Human scores: define…", screen.define_human_score,  # type: ignore[attr-defined]
+                    "add a categorical, continuous or free-text score this project's reviewers fill in"))
         return out
 
 

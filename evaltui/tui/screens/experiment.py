@@ -22,6 +22,7 @@ from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
+from evaltui.tui.screens.review import ReviewActions
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.screens.experiment_views import ExperimentViews
 from evaltui.tui.widgets.filter_bar import FilterBar
@@ -103,7 +104,7 @@ def settings_from(specs: list[ColumnSpec], defaults: list[ColumnSpec]) -> Column
     )
 
 
-class ExperimentScreen(ExperimentViews, Screen[None]):
+class ExperimentScreen(ReviewActions, ExperimentViews, Screen[None]):
     """Trace rows of one experiment; enter opens a trace, t shows spans, esc goes back."""
 
     HELP_GROUP = "Experiment"
@@ -136,6 +137,16 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
         Binding("n", "search_next(1)", "Next match", show=False, id="experiment.search-next"),
         Binding("N", "search_next(-1)", "Previous match", show=False, id="experiment.search-previous"),
         Binding("b", "group", "Group by", show=False, id="experiment.group"),
+        # review (screens/review.py)
+        Binding("r", "toggle_review", "Reviewed / unreviewed", show=False, id="experiment.review"),
+        Binding("a", "assign", "Assign…", show=False, id="experiment.assign"),
+        Binding("s,space", "toggle_select", "Select row", show=False, id="experiment.select"),
+        Binding("S", "select_matching", "Select all matching", show=False, id="experiment.select-all"),
+        Binding("R", "review_mode", "Review mode", show=False, id="experiment.review-mode"),
+        Binding("J", "review_next", "Next trace", show=False, id="experiment.review-next"),
+        Binding("K", "review_previous", "Previous trace", show=False, id="experiment.review-previous"),
+        Binding("H", "human_score", "Human score…", show=False, id="experiment.human-score"),
+        Binding("i", "comment", "Comment…", show=False, id="experiment.comment"),
     ]
 
     class RowsLoaded(Message):
@@ -237,7 +248,8 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            total = experiment_version(store, eid)[1]  # a count, cheap
+            self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
+            total = self.loaded_version[1]
             first = load_trace_rows(store, eid, limit=FIRST_PAGE)
             # the rest is loaded once this page is painted (see rows_loaded)
             self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
@@ -337,6 +349,7 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
             t.append("filter: ", "dim")
             t.append(safe_text(self.filter_text, 200), "bold")
         self._title_extras(t)
+        self.review_title(t)
         if note:
             t.append("  " + safe_text(note, 200), "bold red")
         self.query_one("#exp-title", Static).update(t, layout=False)  # one line high: no relayout
@@ -470,6 +483,8 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
     def action_back(self) -> None:
         if self.pane_open or self._reveal_timer is not None:
             self.close_pane()
+        elif self.unselect_rows():
+            pass
         elif self.filter_text is not None:
             self.clear_filter()
         elif self.search_text:
@@ -493,6 +508,9 @@ class ExperimentScreen(ExperimentViews, Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("view", "toggle_full"):
             return self.pane_open
+        review = self.review_check_action(action)
+        if review is not None:
+            return review
         return True
 
     # -- filter ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 from evaltui.store import load_experiments
 from evaltui.tui.commands import ExperimentListCommands
 from evaltui.tui.widgets.footer import KeyFooter
+from evaltui.tui.live import LiveExperimentList
 from evaltui.tui.widgets.text_safety import safe_text
 
 MAX_SCORE_COLUMNS = 8
@@ -77,7 +78,7 @@ def _score_cell(v: Any) -> Text:
     return Text(f"{v:.2f}", style, justify="right")
 
 
-class ExperimentListScreen(Screen[None]):
+class ExperimentListScreen(LiveExperimentList, Screen[None]):
     """Projects and experiments; enter opens one, q quits."""
 
     HELP_GROUP = "Experiment list"

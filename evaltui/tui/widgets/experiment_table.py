@@ -409,6 +409,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         "experiment-table--score-high",
         "experiment-table--group-row",
         "experiment-table--match",
+        "experiment-table--selected-row",
     }
 
     DEFAULT_CSS = """
@@ -436,6 +437,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         & > .experiment-table--score-high { color: $success; }
         & > .experiment-table--group-row { background: $panel; text-style: bold; }
         & > .experiment-table--match { background: $warning 40%; color: $foreground; text-style: bold; }
+        & > .experiment-table--selected-row { background: $accent 30%; }
         &:focus {
             & > .experiment-table--cursor-row { background: $primary 20%; }
             & > .experiment-table--cursor-cell {
@@ -515,6 +517,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._view_cache: tuple[tuple[Size, Size], Size] | None = None
         self._sort_keys: list[tuple[str, bool]] = []
         self._search = ""  # lower-cased text highlighted in cells
+        self.selected: set[str] = set()  # row keys marked with s / space (see set_selected)
         if frame is not None:
             self.set_data(frame, columns or self.default_columns(frame), key_column)
 
@@ -662,6 +665,30 @@ class ExperimentTable(ScrollView, can_focus=True):
         if index is None:
             return {}
         return self._frame.row(index, named=True)
+
+    def set_selected(self, keys: Iterable[str]) -> None:
+        """Mark the rows with these keys as selected (a background of their own) and repaint."""
+        self.selected = set(keys)
+        self._row_cache.clear()
+        self.refresh()
+
+    def update_rows(self, frame: pl.DataFrame, keys: Iterable[str], columns: Iterable[str] | None = None) -> None:
+        """Show ``frame`` (the same rows in the same order, some values changed) repainting only
+        the rows with these keys and the header summaries of ``columns`` (None: all)."""
+        self._frame = frame
+        changed = None if columns is None else set(columns)
+        for c in self._columns:
+            if c.summary is None and (changed is None or c.key in changed):
+                self._summaries[c.key] = column_summary(frame, c)
+        self._header_cache = None
+        self._refresh_content_lines(0, HEADER_HEIGHT)
+        wanted = set(keys)
+        if not wanted or self._key_column not in frame.columns:
+            return
+        for index in frame.get_column(self._key_column).cast(pl.Utf8).is_in(list(wanted)).arg_true().to_list():
+            row = self._rows.display_row(index)  # grouped tables: frame rows sit below group headers
+            self._cell_cache.discard(row)
+            self._refresh_row(row)
 
     @staticmethod
     def default_columns(frame: pl.DataFrame, row_type: str = "traces") -> list[ColumnSpec]:
@@ -1066,6 +1093,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             "summary": base + full("experiment-table--summary"),
             "cursor-row": base + Style(bgcolor=cursor_row.bgcolor),
             "odd-row": base + Style(bgcolor=full("experiment-table--odd-row").bgcolor),
+            "selected-row": base + Style(bgcolor=full("experiment-table--selected-row").bgcolor),
             "cursor-cell": base + full("experiment-table--cursor-cell"),
             "divider": fg("experiment-table--divider"),
             "dim": fg("experiment-table--dim"),
@@ -1089,6 +1117,8 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _row_style(self, row: int) -> Style:
         styles = self._get_styles()
+        if self.selected and self.row_key(row) in self.selected:
+            return styles["selected-row"]  # over the cursor row's: a selected cursor row shows it
         if self._rows.groups and self._rows.group_at(row) is not None:
             return styles["cursor-row"] + styles["group-cursor"] if row == self._cursor_row else styles["group-row"]
         if row == self._cursor_row:

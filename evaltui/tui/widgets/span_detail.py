@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from evaltui.tui.clipboard import human_size
+from evaltui.tui.widgets.comments import ReviewNotes
 from evaltui.tui.widgets.json_text import PAINT_LIMIT, STYLE_NOTE, render_value
 from evaltui.tui.widgets.text_safety import safe_text
 from evaltui.tui.widgets.trace_data import SpanNode, TraceData, format_duration, format_score
@@ -49,6 +50,7 @@ class SpanDetail(VerticalScroll, can_focus=False):
         yield Static("", id="span-head")
         for f in FIELDS:
             yield FieldView(f)
+        yield ReviewNotes(id="review-notes")  # the trace's comments and history
 
     def field_value(self, field: str) -> Any:
         """The full value of a field of the shown span (scores include the scorers' notes)."""
@@ -84,6 +86,7 @@ class SpanDetail(VerticalScroll, can_focus=False):
 
     def show_span(self, trace: TraceData, span: SpanNode | None) -> None:
         self.trace, self.span = trace, span
+        self.query_one(ReviewNotes).for_trace(trace)
         head = self.query_one("#span-head", Static)
         if span is None:
             head.update(Text("no span selected", "dim"))
