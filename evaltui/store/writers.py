@@ -20,7 +20,7 @@ from evaltui.store.records import (
     span_row,
     validate_span,
 )
-from evaltui.store.rollup import ROLLUP_COLUMNS, trace_rollup
+from evaltui.store.rollup import ROLLUP_COLUMNS, trace_row
 
 DEFAULT_PROJECT_SETTINGS: dict[str, Any] = {
     "comparison_key": "input",
@@ -426,13 +426,14 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     upserts, deletes = [], []
     for key in touched:
         if key in had_spans:
-            row = trace_rollup(key[0], key[1], stored.get(key) or [], specs[key[0]])
+            row = trace_row(key[0], key[1], stored.get(key) or [], specs[key[0]])
         else:
-            row = trace_rollup(key[0], key[1], batch[key], specs[key[0]])
+            # a brand-new trace: every span of it is in this batch, no need to read it back
+            row = trace_row(key[0], key[1], batch[key], specs[key[0]])
         if row is None:
             deletes.append(key)
         else:
-            upserts.append((*(row[c] for c in ROLLUP_COLUMNS), versions[key[0]]))
+            upserts.append((*row, versions[key[0]]))
     if upserts:
         conn.executemany(_UPSERT_TRACE, upserts)
     if deletes:
@@ -468,11 +469,9 @@ def recompute_traces(store: Store, *, project_id: str | None = None, experiment_
         for eid in exp_ids:
             roots = [r[0] for r in conn.execute("SELECT DISTINCT root_span_id FROM spans WHERE experiment_id = ?", (eid,))]
             facts = _stored_facts(conn, eid, roots)
-            rows = [trace_rollup(eid, root, spans, specs[eid]) for root, spans in facts.items()]
+            rows = [trace_row(eid, root, spans, specs[eid]) for root, spans in facts.items()]
             version = bump_rows_version(conn, eid)
-            conn.executemany(
-                _UPSERT_TRACE, [(*(r[c] for c in ROLLUP_COLUMNS), version) for r in rows if r]
-            )
+            conn.executemany(_UPSERT_TRACE, [(*r, version) for r in rows if r])
             n += len(rows)
         return n
 
