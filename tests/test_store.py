@@ -145,6 +145,47 @@ def test_trace_rollup_matches_hand_computed_values(db: st.Store) -> None:
     assert row["review_status"] == "unreviewed"
 
 
+def test_one_span_traces_roll_up_exactly_as_the_general_walk() -> None:
+    """The fast path for traces that are only a root (generic imports, exp.log) must give
+    the same trace row, value for value and type for type, as the walk over many spans."""
+    import random
+
+    from evaltui.store import rollup
+    from evaltui.store.records import validate_span
+
+    rng = random.Random(7)
+    maybe = lambda make: make() if rng.random() < 0.6 else None  # noqa: E731
+    for i in range(400):
+        metrics = {k: v for k, v in {
+            "start": maybe(lambda: rng.choice([10, 10.5])),
+            "end": maybe(lambda: rng.choice([12, 12.25])),
+            "prompt_tokens": maybe(lambda: rng.choice([0, 7, 7.5])),
+            "completion_tokens": maybe(lambda: rng.choice([0, 3])),
+            "tokens": maybe(lambda: rng.choice([0, 0.0, 12])),
+            "prompt_cached_tokens": maybe(lambda: 2),
+            "completion_reasoning_tokens": maybe(lambda: 1),
+            "estimated_cost": maybe(lambda: rng.choice([1, 0.25])),
+            "time_to_first_token": maybe(lambda: rng.choice([1, 0.5])),
+        }.items() if v is not None}
+        rec = validate_span(i, {
+            "id": f"r{i}", "experiment_id": "e", "span_id": f"r{i}",
+            "span_attributes": {"name": "row", "type": rng.choice(["eval", "llm", "tool", "task", None])},
+            "input": maybe(lambda: rng.choice(["q", {"q": [1, 2]}])),
+            "output": maybe(lambda: "a" * rng.choice([3, 900])),
+            "expected": maybe(lambda: 4),
+            "error": maybe(lambda: rng.choice(["boom", {"message": "bad"}, {"code": 3}])),
+            "scores": maybe(lambda: {"b": rng.choice([None, 1, 0.5]), "a": rng.choice([True, 0.25])}),
+            "metadata": maybe(lambda: rng.choice([{"m": 1}, {"scorer_errors": {"J": "x", "K": "y"}}])),
+            "metrics": metrics or None,
+            "tags": maybe(lambda: ["t"]),
+            "dataset_record_id": maybe(lambda: "d"),
+        })
+        key = rng.choice(["input", ["input", "metadata.m"]])
+        fast = rollup.trace_row("e", rec["span_id"], [rec], key)
+        general = rollup._rollup("e", rec["span_id"], rec, [rec], rollup._scorer_subtree([rec]), set(), key)
+        assert [(type(v), v) for v in fast] == [(type(v), v) for v in general], rec
+
+
 def test_trace_row_waits_for_its_root_and_children_may_come_first(db: st.Store) -> None:
     eid = st.create_experiment(db, "proj", "exp")
     st.write_spans(db, [span(eid, "c", "r", type="llm", metrics={"tokens": 5})])

@@ -92,6 +92,10 @@ class Store:
         with self.lock:
             return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside :meth:`transaction` (call it holding ``self.lock``)."""
+        return self._depth > 0
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE write transaction: all of it commits, or none of it.

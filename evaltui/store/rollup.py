@@ -165,8 +165,10 @@ def trace_row(
             break
     if root is None:
         return None
-    if len(spans) == 1:  # a one-span trace: no subtree to walk
-        scorer_ids = {root_span_id} if root.get("type") in SCORER_TYPES else _NONE
+    if len(spans) == 1:
+        if root.get("type") not in SCORER_TYPES:
+            return _one_span_row(experiment_id, root_span_id, root, key_spec)
+        scorer_ids = {root_span_id}
         failed_parents = _NONE
     else:
         scorer_ids = _scorer_subtree(spans)
@@ -174,6 +176,80 @@ def trace_row(
             p for s in spans if s.get("error") is not None and s["span_id"] not in scorer_ids
             for p in s.get("span_parents") or ()
         }
+    return _rollup(experiment_id, root_span_id, root, spans, scorer_ids, failed_parents, key_spec)
+
+
+def _one_span_row(experiment_id: str, root_span_id: str, s: dict[str, Any], key_spec: str | list[str]) -> tuple:
+    """:func:`trace_row` of a trace that is only its root (not a scorer): generic imports,
+    ``exp.log``. The same numbers as the general walk (a test holds them equal), in a
+    fraction of the time."""
+    m = s.get("metrics")
+    stype = s.get("type")
+    start = end = prompt = completion = tokens = cached = reasoning = cost = ttft = llm_duration = None
+    if m:
+        get = m.get
+        start, end = get("start"), get("end")
+        prompt, completion, tokens = get("prompt_tokens"), get("completion_tokens"), get("tokens")
+        cached, reasoning = get("prompt_cached_tokens"), get("completion_reasoning_tokens")
+        if not tokens and (prompt or completion):
+            tokens = (0 if tokens is None else tokens) + ((prompt or 0) + (completion or 0))
+        v = get("estimated_cost")
+        if v is not None:
+            cost = 0.0 + v
+        v = get("time_to_first_token")
+        if v is not None:
+            ttft = v / 1
+        if stype == "llm" and start is not None and end is not None:
+            llm_duration = 0.0 + (end - start)
+    md = s.get("metadata")
+    se = md.get("scorer_errors") if md and isinstance(md, dict) else None
+    error = s.get("error")
+    sc = s.get("scores")
+    return (
+        experiment_id,
+        root_span_id,
+        s["id"],
+        s.get("name"),
+        s.get("created"),
+        start,
+        end,
+        (end - start) if start is not None and end is not None else None,
+        llm_duration,
+        ttft,
+        prompt,
+        completion,
+        tokens,
+        cached,
+        reasoning,
+        cost,
+        1,
+        1 if stype == "llm" else 0,
+        1 if stype == "tool" else 0,
+        0 if error is None else 1,
+        0 if error is None else 1,
+        len(se) if isinstance(se, dict) else 0,
+        dumps({name: None if sc[name] is None else sc[name] / 1 for name in sorted(sc)}) if sc else None,
+        preview(s.get("input")),
+        preview(s.get("output")),
+        preview(s.get("expected")),
+        preview(error_text(error)),
+        dumps(md or None),
+        dumps(s.get("tags") or None),
+        s.get("dataset_record_id"),
+        comparison_key(s, key_spec),
+    )
+
+
+def _rollup(
+    experiment_id: str,
+    root_span_id: str,
+    root: dict[str, Any],
+    spans: list[dict[str, Any]],
+    scorer_ids: set[str] | frozenset[str],
+    failed_parents: set[str] | frozenset[str],
+    key_spec: str | list[str],
+) -> tuple:
+    """The general walk of :func:`trace_row` over every span of a trace."""
     score_values: dict[str, list[float]] = {}
     prompt = completion = tokens = cached = reasoning = None
     cost = None
