@@ -294,6 +294,43 @@ def test_an_older_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> Non
         assert st.find_experiment(s, "proj/old")["id"] == "e"
 
 
+def test_a_v2_database_gets_partial_review_indexes_and_keeps_its_reviews(tmp_path: Path) -> None:
+    """v3 replaces the full review_status / assignee indexes (two entries per ingested trace)
+    with partial ones; reviews written under v2 still count and still find their users."""
+    from evaltui.store import review as rv
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, str(path), target=2)
+    conn.execute("INSERT INTO projects (id, name, created, settings) VALUES ('p', 'proj', '2025', '{}')")
+    conn.execute("INSERT INTO experiments (id, project_id, name, created, source) VALUES ('e', 'p', 'old', '2025', 'sdk')")
+    for i, (status, who) in enumerate([("reviewed", "ann"), ("unreviewed", None), ("in review", "bob")]):
+        conn.execute(
+            "INSERT INTO traces (experiment_id, root_span_id, id, created, review_status, assignee, reviewed_by,"
+            " row_version) VALUES ('e', ?, ?, '2025', ?, ?, ?, 0)",
+            (f"r{i}", f"r{i}", status, who, "ann" if status == "reviewed" else None),
+        )
+    conn.close()
+    with st.Store(path) as s:
+        assert s.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        indexes = {r[0]: r[1] for r in s.read("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                                               " AND tbl_name = 'traces' AND sql IS NOT NULL")}
+        assert "idx_traces_experiment_id_review_status" not in indexes
+        assert "idx_traces_experiment_id_assignee" not in indexes
+        assert "WHERE review_status = 'reviewed'" in indexes["idx_traces_reviewed"]
+        assert "WHERE assignee IS NOT NULL" in indexes["idx_traces_assigned"]
+        assert rv.review_progress(s, "e") == (1, 3)
+        assert rv.review_progress(s, "e", ["r0", "r1"]) == (1, 2)
+        assert rv.known_users(s) == ["ann", "bob"]
+        st.set_review(s, "e", ["r1"], user="cy", review_status="reviewed", assignee="cy")
+        assert rv.review_progress(s, "e") == (2, 3)
+        assert rv.known_users(s) == ["ann", "bob", "cy"]
+        assert st.load_experiments(s)["reviewed"].to_list() == [2]
+        plan = " ".join(r[-1] for r in s.read(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM traces WHERE experiment_id = 'e' AND review_status = 'reviewed'"))
+        assert "idx_traces_reviewed" in plan
+
+
 def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     with st.Store(path):
