@@ -454,6 +454,26 @@ def _inspect_log(path: Path, samples: int, fixture: Path) -> int:
     return path.stat().st_size
 
 
+def _jsonl_bare_rows(path: Path, limit: int = 40_000, batch: int = 2000) -> list[list[tuple]]:
+    """The first rows of a generic JSONL file as the bare-insert baseline's rows (id, id,
+    name, input, output, metrics: the same text a span of the row carries)."""
+    from evaltui.store.records import dumps
+
+    out: list[list[tuple]] = []
+    rows: list[tuple] = []
+    with path.open("rb") as f:
+        for i, line in zip(range(limit), f):
+            r = json.loads(line)
+            rows.append((r["id"], r["id"], dumps({"name": r["id"], "type": "eval"}), dumps(r["input"]),
+                         dumps(r["output"]), dumps(r["metrics"])))
+            if len(rows) == batch:
+                out.append(rows)
+                rows = []
+    if rows:
+        out.append(rows)
+    return out
+
+
 def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figure]:
     """Import a generic JSONL file and an Inspect log into a fresh database (issue 6)."""
     import threading
@@ -494,9 +514,12 @@ def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figur
             return report, elapsed, (peak[0] - base) / 1e6
 
         report, elapsed, growth = timed_import(src)
-        figures.append(Figure("import generic JSONL", report.spans / elapsed, "spans/s", ">= 30000",
+        rate = report.spans / elapsed
+        bare = _bare_insert_rate(workdir / "bare-import.db", _jsonl_bare_rows(src))
+        figures.append(Figure("import generic JSONL", rate, "spans/s", ">= 30000",
                               f"{report.traces:,} rows ({size / 1e6:.0f} MB) -> {report.spans:,} spans in "
-                              f"{elapsed:.1f} s; peak RSS growth {growth:.0f} MB"))
+                              f"{elapsed:.1f} s; peak RSS growth {growth:.0f} MB; bare SQLite insert of the "
+                              f"same rows {bare:,.0f} spans/s (ratio {rate / bare:.2f})"))
         src.unlink()
 
         fixture = _inspect_fixture()
@@ -552,16 +575,38 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
 BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [
     bench_store, bench_query, bench_compare, bench_insights, bench_review, bench_import, bench_tui,
 ]
+# names for --only, and what each part needs run before it (the database bench_store leaves,
+# the second experiment bench_compare writes)
+BENCH_NAMES = {"store": bench_store, "query": bench_query, "compare": bench_compare, "insights": bench_insights,
+               "review": bench_review, "import": bench_import, "tui": bench_tui}
+_NEEDS = {"query": ("store",), "compare": ("store",), "insights": ("store", "compare"),
+          "review": ("store", "compare"), "tui": ("store",)}
+
+
+def _selected(only: str | list[str] | tuple[str, ...] | None) -> set[str]:
+    if only is None:
+        return set(BENCH_NAMES)
+    names = [n.strip() for part in ([only] if isinstance(only, str) else only) for n in part.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCH_NAMES]
+    if unknown or not names:
+        raise ValueError(f"--only: unknown part {', '.join(unknown) or '(none)'} (choose from {', '.join(BENCH_NAMES)})")
+    for n in names:
+        missing = [m for m in _NEEDS.get(n, ()) if m not in names]
+        if missing:
+            raise ValueError(f"--only: {n} needs {', '.join(missing)} too (it uses what that part writes)")
+    return set(names)
 
 
 def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False,
-              skip_tui: bool = False) -> list[Figure]:
+              skip_tui: bool = False, only: str | list[str] | tuple[str, ...] | None = None) -> list[Figure]:
     """Run every benchmark in a temporary directory and print the figures.
 
     ``skip_tui``: leave out :func:`bench_tui` (fresh TUI processes, the slow part), for tests.
+    ``only``: run just these parts ("store,import" or a list of names from BENCH_NAMES).
     """
     if traces < 1 or spans_per_trace < 1:
         raise ValueError("--traces and --spans-per-trace must be at least 1")
+    selected = _selected(only)
     workdir = Path(tempfile.mkdtemp(prefix="evaltui-bench-"))
     old_cache = os.environ.get("EVALTUI_CACHE_DIR")
     os.environ["EVALTUI_CACHE_DIR"] = str(workdir / "cache")
@@ -569,6 +614,8 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
     try:
         for bench in BENCHES:
             if skip_tui and bench is bench_tui:
+                continue
+            if bench.__name__.removeprefix("bench_") not in selected:
                 continue
             if not as_json:
                 print(f"running {bench.__doc__.splitlines()[0] if bench.__doc__ else bench.__name__} ...",

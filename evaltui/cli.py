@@ -912,9 +912,12 @@ def _shell_quote(s: str) -> str:
 @click.option("--traces", type=click.IntRange(min=1), default=None, metavar="N", help="Traces in the synthetic experiment.")
 @click.option("--spans-per-trace", type=click.IntRange(min=1), default=None, metavar="K", help="Spans per trace.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable timings.")
+@click.option("--only", default=None, metavar="PARTS",
+              help="Run only these parts, comma-separated: store, query, compare, insights, review, import, tui.")
 @_db_option
 @click.pass_context
-def bench_cmd(ctx: click.Context, traces: int | None, spans_per_trace: int | None, as_json: bool, db: Path | None) -> None:
+def bench_cmd(ctx: click.Context, traces: int | None, spans_per_trace: int | None, as_json: bool, db: Path | None,
+              only: str | None = None) -> None:
     """Write a synthetic experiment and time every hot path side by side."""
     try:
         from evaltui.bench import run_bench
@@ -923,6 +926,8 @@ def bench_cmd(ctx: click.Context, traces: int | None, spans_per_trace: int | Non
             raise
         raise UserError("`evaltui bench` is not available in this build (evaltui/bench.py is missing)") from None
     kwargs: dict[str, Any] = {"as_json": as_json}
+    if only is not None:
+        kwargs["only"] = only
     if traces is not None:
         kwargs["traces"] = traces
     if spans_per_trace is not None:
