@@ -912,8 +912,9 @@ def _shell_quote(s: str) -> str:
 @click.option("--traces", type=click.IntRange(min=1), default=None, metavar="N", help="Traces in the synthetic experiment.")
 @click.option("--spans-per-trace", type=click.IntRange(min=1), default=None, metavar="K", help="Spans per trace.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable timings.")
-@click.option("--only", metavar="NAME", default=None,
-              help="One benchmark: store, query, compare, insights, review, import or tui.")
+@click.option("--only", default=None, metavar="PARTS",
+              help="Run only these parts, comma-separated: store, query, compare, insights, review, import, tui, "
+                   "tui_arrange, review_tui, ...")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Work (and keep the synthetic store) here; with --only, reuse a store left there.")
 @_db_option

@@ -41,3 +41,17 @@ def test_figure_targets() -> None:
     assert bench.Figure("x", 50, "ms", "<= 100").met() is True
     assert bench.Figure("x", 29_000, "spans/s", ">= 30000").met() is False
     assert bench.Figure("x", 1, "ms").met() is None
+
+
+def test_only_runs_the_parts_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    bench.run_bench(traces=60, spans_per_trace=3, as_json=True, only="store,import")
+    figures = {f["name"]: f for f in json.loads(capsys.readouterr().out)["figures"]}
+    assert "ingest (validated, with roll-ups)" in figures and "import generic JSONL" in figures
+    assert not any(n.startswith(("filter", "compare", "rescore", "TUI")) for n in figures)
+    for name in ("ingest (validated, with roll-ups)", "import generic JSONL"):  # baseline measured in the run
+        assert "bare SQLite insert of the same rows" in figures[name]["note"]
+        assert "by CPU time" in figures[name]["note"]
+    with pytest.raises(ValueError, match="query needs store"):
+        bench.run_bench(traces=10, only="query")
+    with pytest.raises(ValueError, match="unknown part nope"):
+        bench.run_bench(traces=10, only="store,nope")

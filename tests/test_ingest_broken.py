@@ -174,3 +174,35 @@ def test_one_broken_file_does_not_stop_the_others(store: Store, tmp_path: Path) 
     assert not report.ok
     assert [f.ok for f in report.files] == [False, True]
     assert report.files[1].experiments[0].traces == 2
+
+
+def test_a_failure_while_writing_a_later_batch_rolls_back_the_whole_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of an import go straight into the file's transaction (no savepoint each):
+    a failure in the middle of writing batch 3 must still leave nothing of the file."""
+    from evaltui.ingest import _common
+    from evaltui.store import writers
+
+    assert import_paths(store, [FIXTURES / "generic/rows.jsonl"]).ok
+    before = db_digest(store)
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "input": i, "scores": {"s": 0.5}}) + "\n" for i in range(25)))
+    monkeypatch.setattr(_common, "BATCH_SIZE", 10)
+    real = writers._record_fields
+    calls = []
+
+    def fail_on_third(conn, recs):  # runs after the batch's spans and trace rows are written
+        calls.append(len(recs))
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(conn, recs)
+
+    monkeypatch.setattr(writers, "_record_fields", fail_on_third)
+    report = import_paths(store, [path])
+    assert not report.ok and "disk full" in report.errors[0]
+    assert calls == [10, 10, 5]
+    assert db_digest(store) == before
+    monkeypatch.setattr(writers, "_record_fields", real)
+    again = import_paths(store, [path])
+    assert again.ok and again.files[0].experiments[0].traces == 25

@@ -145,6 +145,47 @@ def test_trace_rollup_matches_hand_computed_values(db: st.Store) -> None:
     assert row["review_status"] == "unreviewed"
 
 
+def test_one_span_traces_roll_up_exactly_as_the_general_walk() -> None:
+    """The fast path for traces that are only a root (generic imports, exp.log) must give
+    the same trace row, value for value and type for type, as the walk over many spans."""
+    import random
+
+    from evaltui.store import rollup
+    from evaltui.store.records import validate_span
+
+    rng = random.Random(7)
+    maybe = lambda make: make() if rng.random() < 0.6 else None  # noqa: E731
+    for i in range(400):
+        metrics = {k: v for k, v in {
+            "start": maybe(lambda: rng.choice([10, 10.5])),
+            "end": maybe(lambda: rng.choice([12, 12.25])),
+            "prompt_tokens": maybe(lambda: rng.choice([0, 7, 7.5])),
+            "completion_tokens": maybe(lambda: rng.choice([0, 3])),
+            "tokens": maybe(lambda: rng.choice([0, 0.0, 12])),
+            "prompt_cached_tokens": maybe(lambda: 2),
+            "completion_reasoning_tokens": maybe(lambda: 1),
+            "estimated_cost": maybe(lambda: rng.choice([1, 0.25])),
+            "time_to_first_token": maybe(lambda: rng.choice([1, 0.5])),
+        }.items() if v is not None}
+        rec = validate_span(i, {
+            "id": f"r{i}", "experiment_id": "e", "span_id": f"r{i}",
+            "span_attributes": {"name": "row", "type": rng.choice(["eval", "llm", "tool", "task", None])},
+            "input": maybe(lambda: rng.choice(["q", {"q": [1, 2]}])),
+            "output": maybe(lambda: "a" * rng.choice([3, 900])),
+            "expected": maybe(lambda: 4),
+            "error": maybe(lambda: rng.choice(["boom", {"message": "bad"}, {"code": 3}])),
+            "scores": maybe(lambda: {"b": rng.choice([None, 1, 0.5]), "a": rng.choice([True, 0.25])}),
+            "metadata": maybe(lambda: rng.choice([{"m": 1}, {"scorer_errors": {"J": "x", "K": "y"}}])),
+            "metrics": metrics or None,
+            "tags": maybe(lambda: ["t"]),
+            "dataset_record_id": maybe(lambda: "d"),
+        })
+        key = rng.choice(["input", ["input", "metadata.m"]])
+        fast = rollup.trace_row("e", rec["span_id"], [rec], key)
+        general = rollup._rollup("e", rec["span_id"], rec, [rec], rollup._scorer_subtree([rec]), set(), key)
+        assert [(type(v), v) for v in fast] == [(type(v), v) for v in general], rec
+
+
 def test_trace_row_waits_for_its_root_and_children_may_come_first(db: st.Store) -> None:
     eid = st.create_experiment(db, "proj", "exp")
     st.write_spans(db, [span(eid, "c", "r", type="llm", metrics={"tokens": 5})])
@@ -251,6 +292,43 @@ def test_an_older_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> Non
         rows = st.load_trace_rows(s, "e")
         assert rows["reviewed_by"].to_list() == ["ann"]
         assert st.find_experiment(s, "proj/old")["id"] == "e"
+
+
+def test_a_v2_database_gets_partial_review_indexes_and_keeps_its_reviews(tmp_path: Path) -> None:
+    """v3 replaces the full review_status / assignee indexes (two entries per ingested trace)
+    with partial ones; reviews written under v2 still count and still find their users."""
+    from evaltui.store import review as rv
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, str(path), target=2)
+    conn.execute("INSERT INTO projects (id, name, created, settings) VALUES ('p', 'proj', '2025', '{}')")
+    conn.execute("INSERT INTO experiments (id, project_id, name, created, source) VALUES ('e', 'p', 'old', '2025', 'sdk')")
+    for i, (status, who) in enumerate([("reviewed", "ann"), ("unreviewed", None), ("in review", "bob")]):
+        conn.execute(
+            "INSERT INTO traces (experiment_id, root_span_id, id, created, review_status, assignee, reviewed_by,"
+            " row_version) VALUES ('e', ?, ?, '2025', ?, ?, ?, 0)",
+            (f"r{i}", f"r{i}", status, who, "ann" if status == "reviewed" else None),
+        )
+    conn.close()
+    with st.Store(path) as s:
+        assert s.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        indexes = {r[0]: r[1] for r in s.read("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                                               " AND tbl_name = 'traces' AND sql IS NOT NULL")}
+        assert "idx_traces_experiment_id_review_status" not in indexes
+        assert "idx_traces_experiment_id_assignee" not in indexes
+        assert "WHERE review_status = 'reviewed'" in indexes["idx_traces_reviewed"]
+        assert "WHERE assignee IS NOT NULL" in indexes["idx_traces_assigned"]
+        assert rv.review_progress(s, "e") == (1, 3)
+        assert rv.review_progress(s, "e", ["r0", "r1"]) == (1, 2)
+        assert rv.known_users(s) == ["ann", "bob"]
+        st.set_review(s, "e", ["r1"], user="cy", review_status="reviewed", assignee="cy")
+        assert rv.review_progress(s, "e") == (2, 3)
+        assert rv.known_users(s) == ["ann", "bob", "cy"]
+        assert st.load_experiments(s)["reviewed"].to_list() == [2]
+        plan = " ".join(r[-1] for r in s.read(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM traces WHERE experiment_id = 'e' AND review_status = 'reviewed'"))
+        assert "idx_traces_reviewed" in plan
 
 
 def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> None:

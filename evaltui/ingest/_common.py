@@ -226,8 +226,9 @@ class Sink:
         self.source = source
         self._progress = progress
         self._buffer: list[dict[str, Any]] = []
-        # each batch is a savepoint of the file's transaction; RecordErrors carry their positions
-        self._writer = SpanWriter(store)
+        # batches go straight into the file's transaction (any error rolls the whole file
+        # back, so a savepoint per batch would only cost time); RecordErrors carry their positions
+        self._writer = SpanWriter(store, savepoints=False)
         self._where: list[str | None] = []
         self._by_id: dict[str, ExperimentResult] = {}
         self._names: set[str] = set()

@@ -183,25 +183,47 @@ def _number(value: Any, where: str, column: str) -> float | int | None:
     raise IngestError(f"{value!r} is not a number", where=where, field=column)
 
 
-def row_record(
-    row: dict[str, Any],
-    mapping: dict[str, str],
-    experiment_id: str,
-    index: int,
-    *,
-    where: str,
-    csv_cells: bool = False,
-) -> dict[str, Any]:
-    """One generic row as a root span record."""
+def _numbers(values: dict[str, Any], where: str, group: str) -> dict[str, Any]:
+    """A group of scores or metrics with every value a number (or None); a new dict."""
+    out = {}
+    for key, value in values.items():
+        t = type(value)
+        out[key] = value if t is float or t is int else _number(value, where, f"{group}.{key}")
+    return out
+
+
+def _plain_parts(row: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Fields and groups of a JSON row read without a mapping (the fast, usual case).
+
+    The row's own dicts are never changed: a group is copied before anything is added to it.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for g in _GROUPS:
+        value = row.get(g)
+        if value is None or value == "":
+            groups[g] = {}
+        elif isinstance(value, dict):
+            groups[g] = value
+        else:
+            raise IngestError(f"must be an object, not {type(value).__name__}", where=where, field=g)
+    for k in row:
+        if "." in k:  # a dotted column: "scores.acc", "metadata.model"
+            group, key = k.split(".", 1)
+            if group in _GROUPS:
+                groups[group] = {**groups[group], key: row[k]}
+    groups["scores"] = _numbers(groups["scores"], where, "scores")
+    groups["metrics"] = _numbers(groups["metrics"], where, "metrics")
+    return row, groups
+
+
+def _mapped_parts(
+    row: dict[str, Any], mapping: dict[str, str], where: str, csv_cells: bool
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Fields and groups of a CSV row, or of a JSON row read through ``--map``."""
     conv = _cell if csv_cells else (lambda v: v)
-    used: set[str] = set()
 
     def get(target: str) -> tuple[bool, Any]:
-        src = mapping.get(target, target)
-        found, value = _lookup(row, src)
-        if found:
-            used.add(src.split(".")[0] if src not in row else src)
-        return found, value
+        return _lookup(row, mapping.get(target, target))
 
     fields: dict[str, Any] = {}
     for name in _FIELDS:
@@ -225,12 +247,27 @@ def row_record(
         found, value = _lookup(row, src)
         if not found:
             continue
-        used.add(src)
         group, key = target.split(".", 1)
         groups[group][key] = conv(value)
-    for group in ("scores", "metrics"):
-        for key, value in list(groups[group].items()):
-            groups[group][key] = _number(value, where, f"{group}.{key}")
+    groups["scores"] = _numbers(groups["scores"], where, "scores")
+    groups["metrics"] = _numbers(groups["metrics"], where, "metrics")
+    return fields, groups
+
+
+def row_record(
+    row: dict[str, Any],
+    mapping: dict[str, str],
+    experiment_id: str,
+    index: int,
+    *,
+    where: str,
+    csv_cells: bool = False,
+) -> dict[str, Any]:
+    """One generic row as a root span record."""
+    if mapping or csv_cells:
+        fields, groups = _mapped_parts(row, mapping, where, csv_cells)
+    else:
+        fields, groups = _plain_parts(row, where)
     tags = fields.get("tags")
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]

@@ -34,6 +34,8 @@ def _connect(path: str) -> sqlite3.Connection:
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # The default 4 KB pages: 16 KB pages were measured (bench ingest at 15-20k traces, CPU
+    # time) 15-20% slower, probably because every commit writes each page it touched whole.
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal" and path != ":memory:":
         raise StoreError(f"{path}: could not switch the database to WAL mode (got {mode})")
@@ -85,6 +87,10 @@ class Store:
         """Changes whenever another connection commits (for live refresh)."""
         with self.lock:
             return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside :meth:`transaction` (call it holding ``self.lock``)."""
+        return self._depth > 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -164,6 +164,18 @@ SPAN_COLUMNS = (
 
 _FIELD_SET = frozenset(SPAN_FIELDS)
 _NUMBER_TYPES = (int, float)
+_isfinite = math.isfinite
+
+
+def _bad(index: int, field: str, problem: str, rid: str | None) -> RecordError:
+    return RecordError(index, field, problem, rid)
+
+
+def _parents_ok(parents: Any) -> bool:
+    if type(parents) is list and len(parents) == 1:  # the usual child span: one parent
+        p = parents[0]
+        return isinstance(p, str) and p != ""
+    return isinstance(parents, list) and all(isinstance(p, str) and p for p in parents)
 
 
 def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any]:
@@ -175,72 +187,81 @@ def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any
     floats (booleans to 1/0), created to ``now`` (default: the current time). Raises
     RecordError naming the record's index and the field.
     """
+    # Written for speed (it runs once per span of every ingest): plain lookups and type
+    # checks, the general path only where the fast one does not decide.
     if not isinstance(rec, dict):
         raise RecordError(index, "(record)", f"expected an object, got {type(rec).__name__}")
     get = rec.get
-    rid = get("id") if isinstance(get("id"), str) else None
-    unknown = rec.keys() - _FIELD_SET
-    if unknown:
-        raise RecordError(index, sorted(unknown)[0], "unknown field (see the span record in DESIGN.md)", rid)
+    rid = get("id")
+    if not isinstance(rid, str):
+        rid = None
+    if not _FIELD_SET.issuperset(rec):
+        unknown = rec.keys() - _FIELD_SET
+        raise _bad(index, sorted(unknown, key=str)[0], "unknown field (see the span record in DESIGN.md)", rid)
 
-    def bad(field: str, problem: str) -> RecordError:
-        return RecordError(index, field, problem, rid)
-
+    eid = get("experiment_id")
     span_id = get("span_id")
-    for field, v in (("id", rid), ("experiment_id", get("experiment_id")), ("span_id", span_id)):
-        if not isinstance(v, str) or not v:
-            raise bad(field, "required, a non-empty string")
+    if not rid:
+        raise _bad(index, "id", "required, a non-empty string", rid)
+    if not isinstance(eid, str) or not eid:
+        raise _bad(index, "experiment_id", "required, a non-empty string", rid)
+    if not isinstance(span_id, str) or not span_id:
+        raise _bad(index, "span_id", "required, a non-empty string", rid)
     root = get("root_span_id") or span_id
     if not isinstance(root, str):
-        raise bad("root_span_id", "must be a string")
+        raise _bad(index, "root_span_id", "must be a string", rid)
     parents = get("span_parents") or []
-    if not isinstance(parents, list) or not all(isinstance(p, str) and p for p in parents):
-        raise bad("span_parents", "must be a list of span ids")
-    if root == span_id and parents:
-        raise bad("span_parents", "a root span (span_id = root_span_id) has no parents")
-    if root != span_id and not parents:
-        raise bad("span_parents", "a child span needs its parent's span id")
+    if parents and not _parents_ok(parents):
+        raise _bad(index, "span_parents", "must be a list of span ids", rid)
+    if root == span_id:
+        if parents:
+            raise _bad(index, "span_parents", "a root span (span_id = root_span_id) has no parents", rid)
+    elif not parents:
+        raise _bad(index, "span_parents", "a child span needs its parent's span id", rid)
 
     attrs = get("span_attributes") or {}
     if not isinstance(attrs, dict):
-        raise bad("span_attributes", "must be an object {name, type}")
-    for k in ("name", "type"):
-        if attrs.get(k) is not None and not isinstance(attrs[k], str):
-            raise bad(f"span_attributes.{k}", "must be a string")
+        raise _bad(index, "span_attributes", "must be an object {name, type}", rid)
+    name = attrs.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _bad(index, "span_attributes.name", "must be a string", rid)
+    stype = attrs.get("type")
+    if stype is not None and not isinstance(stype, str):
+        raise _bad(index, "span_attributes.type", "must be a string", rid)
 
     scores = get("scores")
     if scores is not None:
         try:
             scores = normalize_scores(scores)
         except ValueError as e:
-            raise bad("scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid") from None
+            raise _bad(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
 
     metadata = get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):
-            raise bad("metadata", f"must be an object, not {type(metadata).__name__}")
+            raise _bad(index, "metadata", f"must be an object, not {type(metadata).__name__}", rid)
         for k in metadata:
             if type(k) is not str:
-                raise bad("metadata", f"key {k!r} is not a string")
+                raise _bad(index, "metadata", f"key {k!r} is not a string", rid)
 
     metrics = get("metrics")
     if metrics is not None:
         if not isinstance(metrics, dict):
-            raise bad("metrics", f"must be an object of name -> number, not {type(metrics).__name__}")
+            raise _bad(index, "metrics", f"must be an object of name -> number, not {type(metrics).__name__}", rid)
         for k, v in metrics.items():
             if type(k) is not str:
-                raise bad("metrics", f"key {k!r} is not a string")
-            if v is not None and (type(v) not in _NUMBER_TYPES or not math.isfinite(v)):
-                if not (_is_number(v) and math.isfinite(v)):  # int/float subclasses are fine
-                    raise bad(f"metrics.{k}", f"{v!r} is not a finite number")
+                raise _bad(index, "metrics", f"key {k!r} is not a string", rid)
+            if v is not None and (type(v) not in _NUMBER_TYPES or not _isfinite(v)):
+                if not (_is_number(v) and _isfinite(v)):  # int/float subclasses are fine
+                    raise _bad(index, f"metrics.{k}", f"{v!r} is not a finite number", rid)
 
     tags = get("tags")
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
-        raise bad("tags", "must be a list of strings")
+        raise _bad(index, "tags", "must be a list of strings", rid)
 
     dsr = get("dataset_record_id")
     if dsr is not None and not isinstance(dsr, str):
-        raise bad("dataset_record_id", "must be a string")
+        raise _bad(index, "dataset_record_id", "must be a string", rid)
 
     created = get("created")
     if created is None:
@@ -248,14 +269,14 @@ def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any
     elif isinstance(created, (int, float)) and not isinstance(created, bool):
         created = _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat()
     elif not isinstance(created, str):
-        raise bad("created", "must be an ISO timestamp string")
+        raise _bad(index, "created", "must be an ISO timestamp string", rid)
 
     return {
         # name and type ride along for the roll-ups (the spans table has them as columns)
-        "name": attrs.get("name"),
-        "type": attrs.get("type"),
+        "name": name,
+        "type": stype,
         "id": rid,
-        "experiment_id": get("experiment_id"),
+        "experiment_id": eid,
         "span_id": span_id,
         "root_span_id": root,
         "span_parents": parents,
@@ -276,30 +297,38 @@ def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any
 
 def span_row(index: int, rec: dict[str, Any]) -> tuple:
     """Encode a validated record as a row of the spans table (SPAN_COLUMNS order)."""
-    rid = rec["id"]
-    metrics = rec["metrics"] or {}
+    metrics = rec["metrics"]
     attrs = rec["span_attributes"]
+    parents = rec["span_parents"]
     try:
-        encoded = [None if rec[f] is None else _dumps(rec[f]).decode() for f in JSON_FIELDS]
+        dumps = _dumps
+        # JSON_FIELDS order; span_parents and span_attributes are NULL when empty
+        encoded = (
+            dumps(parents).decode() if parents else None,
+            dumps(attrs).decode() if attrs else None,
+            *[None if (v := rec[f]) is None else dumps(v).decode() for f in _PAYLOAD_FIELDS],
+        )
     except (TypeError, ValueError, orjson.JSONEncodeError):
         # find the field (and the place inside it) that cannot be stored, for the message
-        encoded = [_encode(index, rid, f, rec[f]) for f in JSON_FIELDS]
-    parents, attrs_json, *payload = encoded
+        rid = rec["id"]
+        encoded = tuple(_encode(index, rid, f, rec[f]) for f in JSON_FIELDS)
+        encoded = (encoded[0] if parents else None, encoded[1] if attrs else None, *encoded[2:])
     return (
-        rid,
+        rec["id"],
         rec["experiment_id"],
         rec["span_id"],
         rec["root_span_id"],
-        parents if rec["span_parents"] else None,
-        attrs_json if attrs else None,
-        attrs.get("name"),
-        attrs.get("type"),
-        *payload,
+        encoded[0],
+        encoded[1],
+        rec["name"],
+        rec["type"],
+        *encoded[2:],
         rec["dataset_record_id"],
         rec["created"],
-        metrics.get("start"),
-        metrics.get("end"),
+        metrics.get("start") if metrics else None,
+        metrics.get("end") if metrics else None,
     )
 
 
+_PAYLOAD_FIELDS = JSON_FIELDS[2:]
 _dumps = orjson.dumps

@@ -20,7 +20,7 @@ from evaltui.store.records import (
     span_row,
     validate_span,
 )
-from evaltui.store.rollup import ROLLUP_COLUMNS, trace_rollup
+from evaltui.store.rollup import ROLLUP_COLUMNS, trace_row
 
 DEFAULT_PROJECT_SETTINGS: dict[str, Any] = {
     "comparison_key": "input",
@@ -358,12 +358,22 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
     and nothing is written. A record whose ``id`` is already stored replaces that span.
     Returns the number of spans written.
     """
+    return _write_batch(store, records, savepoint=True)
+
+
+def _write_batch(store: Store, records: Sequence[dict[str, Any]], *, savepoint: bool) -> int:
     if not records:
         return 0
     prepared = _prepare(records)
-    with store.transaction() as conn:
-        _check_experiments(conn, prepared)
-        _write_span_rows(conn, prepared)
+    with store.lock:
+        if not savepoint and store.in_transaction():
+            # part of the caller's transaction, which rolls back whole on any failure
+            _check_experiments(store.conn, prepared)
+            _write_span_rows(store.conn, prepared)
+            return len(prepared.recs)
+        with store.transaction() as conn:
+            _check_experiments(conn, prepared)
+            _write_span_rows(conn, prepared)
     return len(prepared.recs)
 
 
@@ -375,19 +385,27 @@ class SpanWriter:
     RecordError with the ``tag`` it was submitted with as ``error.tag`` (the importer passes
     the source positions of the batch's records, to name the failing line).
 
+    ``savepoints=False``: inside a transaction, batches are written straight into it rather
+    than each in a savepoint of its own. A batch that fails half-way is then not undone by
+    itself, so the caller must roll back the whole transaction on any error (an importer
+    does: a broken file imports nothing). It saves SQLite copying every page a batch
+    touches into the savepoint journal, which is most of the write cost of an import
+    whose ids are hashes (their index pages are all over the file).
+
     (A helper thread that prepared the next batch while SQLite wrote this one was measured
     and gave nothing: the GIL serialises the two; ``evaltui bench`` has the figures.)
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, savepoints: bool = True):
         self.store = store
+        self.savepoints = savepoints
         self.written = 0
 
     def submit(self, records: Sequence[dict[str, Any]], tag: Any = None) -> None:
         if not records:
             return
         try:
-            self.written += write_spans(self.store, records)
+            self.written += _write_batch(self.store, records, savepoint=self.savepoints)
         except RecordError as e:
             e.tag = tag  # type: ignore[attr-defined]
             raise
@@ -453,13 +471,14 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     upserts, deletes = [], []
     for key in touched:
         if key in had_spans:
-            row = trace_rollup(key[0], key[1], stored.get(key) or [], specs[key[0]])
+            row = trace_row(key[0], key[1], stored.get(key) or [], specs[key[0]])
         else:
-            row = trace_rollup(key[0], key[1], batch[key], specs[key[0]])
+            # a brand-new trace: every span of it is in this batch, no need to read it back
+            row = trace_row(key[0], key[1], batch[key], specs[key[0]])
         if row is None:
             deletes.append(key)
         else:
-            upserts.append((*(row[c] for c in ROLLUP_COLUMNS), versions[key[0]]))
+            upserts.append((*row, versions[key[0]]))
     if upserts:
         conn.executemany(_UPSERT_TRACE, upserts)
     if deletes:
@@ -495,11 +514,9 @@ def recompute_traces(store: Store, *, project_id: str | None = None, experiment_
         for eid in exp_ids:
             roots = [r[0] for r in conn.execute("SELECT DISTINCT root_span_id FROM spans WHERE experiment_id = ?", (eid,))]
             facts = _stored_facts(conn, eid, roots)
-            rows = [trace_rollup(eid, root, spans, specs[eid]) for root, spans in facts.items()]
+            rows = [trace_row(eid, root, spans, specs[eid]) for root, spans in facts.items()]
             version = bump_rows_version(conn, eid)
-            conn.executemany(
-                _UPSERT_TRACE, [(*(r[c] for c in ROLLUP_COLUMNS), version) for r in rows if r]
-            )
+            conn.executemany(_UPSERT_TRACE, [(*r, version) for r in rows if r])
             n += len(rows)
         return n
 
