@@ -22,6 +22,7 @@ from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
+from evaltui.tui.screens.compare_support import CompareMixin
 from evaltui.query.filter import FilterError, filter_frame
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.filter_bar import FilterBar
@@ -99,7 +100,7 @@ def settings_from(specs: list[ColumnSpec], defaults: list[ColumnSpec]) -> Column
     )
 
 
-class ExperimentScreen(Screen[None]):
+class ExperimentScreen(CompareMixin, Screen[None]):
     """Trace rows of one experiment; enter opens a trace, t shows spans, esc goes back."""
 
     HELP_GROUP = "Experiment"
@@ -118,6 +119,13 @@ class ExperimentScreen(Screen[None]):
         Binding("f", "toggle_full", "Full screen", id="experiment.full-screen"),
         Binding("tab", "app.focus_next", "Next pane", show=False, id="experiment.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="experiment.focus-previous"),
+        Binding("c", "compare", "Compare", id="experiment.compare"),
+        Binding("d", "diff_mode", "Diff mode", show=False, id="experiment.diff-mode"),
+        Binding("x", "diff_target", "Diff against next", show=False, id="experiment.diff-target"),
+        Binding("plus", "filter_changed('up')", "Filter to column's ↑", show=False, id="experiment.filter-improved"),
+        Binding("minus", "filter_changed('down')", "Filter to column's ↓", show=False,
+                id="experiment.filter-regressed"),
+        Binding("L", "layout", "Layouts", show=False, id="experiment.layout"),
     ]
 
     class RowsLoaded(Message):
@@ -229,7 +237,7 @@ class ExperimentScreen(Screen[None]):
     def on_experiment_screen_rows_loaded(self, message: RowsLoaded) -> None:
         if message.row_type == "traces" and message.total is not None:
             self.total = message.total
-        self.frames[message.row_type] = message.frame
+        self.frames[message.row_type] = self.with_comparison(message.frame, message.row_type)
         self.complete[message.row_type] = message.complete
         if self.filter_text is not None:
             self.filtered.pop(message.row_type, None)
@@ -246,7 +254,8 @@ class ExperimentScreen(Screen[None]):
         frame = self.frames[row_type]
         defaults = default_columns(frame, row_type)
         settings = self.app.config.column_settings(self.project, row_type)  # type: ignore[attr-defined]
-        return apply_settings(defaults, settings), defaults
+        columns = apply_settings(defaults, settings)
+        return self.comparison_columns(columns, row_type), self.comparison_columns(defaults, row_type)
 
     def _show_frame(self) -> None:
         table = self.query_one(ExperimentTable)
@@ -287,6 +296,7 @@ class ExperimentScreen(Screen[None]):
                 t.append(f"{n:,} of {frame.height:,} span rows", "bold")
             if not self.complete.get(self.row_type, True):
                 t.append(" (loading the rest…)", "italic")
+            self.comparison_title(t)
         t.append(" · ", "dim")
         t.append(safe_text(self.ref, 80), "bold")
         t.append(f"  [{self.row_type}]", "dim")
