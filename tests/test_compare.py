@@ -7,7 +7,12 @@ import time
 import polars as pl
 import pytest
 
-from evaltui.query.compare import compare_frames, resolve_baseline, summarize, summary_text
+from evaltui.query.compare import (
+    compare_frames,
+    resolve_baseline,
+    summarize,
+    summary_text,
+)
 from evaltui.store import (
     NotFound,
     create_experiment,
@@ -246,7 +251,7 @@ def test_compare_frames_is_fast_on_100k_rows():
 
 # -- per-row deltas (the TUI's table), the comparison key, the summary table, diffs ---------
 
-from evaltui.query.compare import (  # noqa: E402
+from evaltui.query.compare import (
     compare_many,
     histogram,
     join_row_deltas,
@@ -257,8 +262,8 @@ from evaltui.query.compare import (  # noqa: E402
     table_html,
     table_markdown,
 )
-from evaltui.query.textdiff import as_text, diff_stats, word_diff  # noqa: E402
-from evaltui.store import load_trace_rows  # noqa: E402
+from evaltui.query.textdiff import as_text, diff_stats, word_diff
+from evaltui.store import load_trace_rows
 
 
 def _rows(store, eid):

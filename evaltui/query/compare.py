@@ -20,7 +20,13 @@ from typing import Any
 
 import polars as pl
 
-from evaltui.store import Store, find_experiment, load_experiments, load_trace_rows, project_settings
+from evaltui.store import (
+    Store,
+    find_experiment,
+    load_experiments,
+    load_trace_rows,
+    project_settings,
+)
 from evaltui.store.errors import NotFound
 
 __all__ = [

@@ -226,10 +226,9 @@ class CardsLayout(LayoutScreen):
     ]
 
     def body(self) -> ComposeResult:
-        with VerticalScroll(id="cards-scroll"):
-            with Grid(id="cards-grid"):
-                for source, text in self.cards():
-                    yield Card(source, text)
+        with VerticalScroll(id="cards-scroll"), Grid(id="cards-grid"):
+            for source, text in self.cards():
+                yield Card(source, text)
 
     def cards(self) -> list[tuple[str, Text]]:
         c = self.comparison

@@ -26,7 +26,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from evaltui.query.compare import format_comparison_key, parse_comparison_key, resolve_baseline
+from evaltui.query.compare import (
+    format_comparison_key,
+    parse_comparison_key,
+    resolve_baseline,
+)
 from evaltui.store import project_settings, update_experiment, update_project_settings
 from evaltui.tui.screens.compare_support import MAX_COMPARED, other_experiments
 from evaltui.tui.widgets.text_safety import safe_text
@@ -115,7 +119,12 @@ class ComparePicker(ModalScreen[tuple[list[str], str] | None]):
             self._error(message.error or "")
             return
         self.frame, self.baseline, self.settings = message.frame, message.baseline, message.settings
-        chosen = set(self.current) if self.current is not None else ({message.baseline} if message.baseline else set())
+        if self.query_one(ExperimentChoices).option_count:
+            chosen = set(self._selected())  # reloaded after b / B: keep what the user picked
+        elif self.current is not None:
+            chosen = set(self.current)
+        else:
+            chosen = {message.baseline} if message.baseline else set()
         self._rebuild(chosen)
 
     def _rebuild(self, chosen: set[str]) -> None:
@@ -130,8 +139,7 @@ class ComparePicker(ModalScreen[tuple[list[str], str] | None]):
         base_project = self.settings.get("baseline_experiment_id")
         for row in frame.iter_rows(named=True):
             lst.add_option(Selection(self._label(row, base_here, base_project), row["id"], row["id"] in chosen))
-        if highlighted is not None:
-            lst.highlighted = min(highlighted, frame.height - 1)
+        lst.highlighted = min(highlighted or 0, frame.height - 1)
         self._show_key()
 
     def _label(self, row: dict[str, Any], base_here: str | None, base_project: str | None) -> Text:

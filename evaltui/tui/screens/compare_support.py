@@ -35,7 +35,12 @@ from evaltui.query.compare import (
     regressed_column,
     row_deltas,
 )
-from evaltui.store import find_experiment, load_experiments, load_trace_rows, project_settings
+from evaltui.store import (
+    find_experiment,
+    load_experiments,
+    load_trace_rows,
+    project_settings,
+)
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.widgets.text_safety import safe_text
 
