@@ -549,8 +549,35 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
     ]
 
 
+def bench_tui_compare(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -> list[Figure]:
+    """The TUI comparing two experiments: diff mode and layouts, key to repaint (issue 5)."""
+    got = [_run_tui("compare", _STATE["db"], _STATE["experiment"], _STATE["base"]) for _ in range(runs)]
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in got)
+
+    move = med("move_ms")
+    base = f"median of {runs} fresh processes, 160x48; a cursor move (j) in the same run: {move:.0f} ms"
+    figures = [
+        Figure("TUI compare: match + deltas shown", med("compare_ms"), "ms", "",
+               f"{got[0]['rows']:,} rows joined with their deltas; {base}"),
+        Figure("TUI diff mode on (d)", med("diff_on_ms"), "ms", "<= 100", f"diff computed and painted; {base}"),
+        Figure("TUI diff mode off (d)", med("diff_off_ms"), "ms", "<= 100", base),
+    ]
+    from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS
+
+    plain = f"a plain screen (a line and a footer) in the same run: push {med('plain_push_ms'):.0f} ms, " \
+            f"pop {med('plain_pop_ms'):.0f} ms"
+    for name in (*LAYOUTS, "list"):
+        figures.append(Figure(f"TUI layout: {LAYOUT_NAMES[name]} (L)", med(f"layout_{name}_ms"), "ms", "<= 100",
+                              f"key to repaint; with its loading worker done {med(f'layout_{name}_loaded_ms'):.0f} ms;"
+                              f" {plain}"))
+    return figures
+
+
 BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [
     bench_store, bench_query, bench_compare, bench_insights, bench_review, bench_import, bench_tui,
+    bench_tui_compare,
 ]
 
 
@@ -568,7 +595,7 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
     figures: list[Figure] = []
     try:
         for bench in BENCHES:
-            if skip_tui and bench is bench_tui:
+            if skip_tui and bench in (bench_tui, bench_tui_compare):
                 continue
             if not as_json:
                 print(f"running {bench.__doc__.splitlines()[0] if bench.__doc__ else bench.__name__} ...",

@@ -87,8 +87,85 @@ async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
     return out
 
 
+async def _timed(pilot, key: str, done=None) -> float:
+    """Milliseconds from pressing ``key`` until its messages ran, ``done()`` holds and the
+    screen was refreshed (workers it started included)."""
+    t0 = time.perf_counter()
+    await pilot.press(key)
+    while done is not None and not done():
+        await asyncio.sleep(0.001)
+    await pilot.pause()
+    return (time.perf_counter() - t0) * 1000
+
+
+async def _compare(db: str, experiment: str, base: str) -> dict:
+    """Issue 5: compare in the TUI, toggle diff mode, switch layouts; j is the baseline key."""
+    import statistics
+
+    from evaltui.tui.app import EvalTUI
+    from evaltui.tui.screens.compare_layouts import LAYOUTS
+    from evaltui.tui.widgets.diff_view import DiffPanel
+
+    config = Path(tempfile.mkdtemp()) / "config.toml"
+    app = EvalTUI(db, experiment=experiment, config_path=config)
+    out: dict = {}
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        while not getattr(screen, "complete", {}).get("traces"):
+            await asyncio.sleep(0.005)
+            screen = app.screen
+        await pilot.pause()
+        t0 = time.perf_counter()
+        screen.run_comparison([base])
+        while screen.comparison is None:
+            await asyncio.sleep(0.002)
+        await pilot.pause()
+        out["compare_ms"] = (time.perf_counter() - t0) * 1000
+        out["rows"] = screen.comparison.rows.height
+        out["move_ms"] = statistics.median([await _timed(pilot, "j") for _ in range(7)])
+        on, off = [], []
+        for _ in range(3):
+            panel_ready = lambda: bool(screen.query(DiffPanel)) and screen.query_one(DiffPanel)._ops is not None  # noqa: E731
+            on.append(await _timed(pilot, "d", panel_ready))
+            off.append(await _timed(pilot, "d"))
+            screen.query_one(DiffPanel)._ops = None
+        out["diff_on_ms"], out["diff_off_ms"] = statistics.median(on), statistics.median(off)
+        # the baseline for a layout: pushing and popping a screen of one line and a footer
+        from textual.screen import Screen
+        from textual.widgets import Footer, Static
+
+        class Plain(Screen[None]):
+            BINDINGS = [("L", "app.pop_screen", "Back")]
+
+            def compose(self):
+                yield Static("plain")
+                yield Footer()
+
+        push, pop = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            app.push_screen(Plain())
+            await pilot.pause()
+            push.append((time.perf_counter() - t0) * 1000)
+            pop.append(await _timed(pilot, "L"))
+        out["plain_push_ms"], out["plain_pop_ms"] = statistics.median(push), statistics.median(pop)
+        for name in (*LAYOUTS, "list"):
+            t0 = time.perf_counter()
+            await pilot.press("L")
+            await pilot.pause()
+            out[f"layout_{name}_ms"] = (time.perf_counter() - t0) * 1000
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            out[f"layout_{name}_loaded_ms"] = (time.perf_counter() - t0) * 1000
+    return out
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0]
+    if mode == "compare":
+        result = asyncio.run(_compare(argv[1], argv[2], argv[3]))
+        print(json.dumps(result))
+        return 0
     result = asyncio.run(_empty() if mode == "empty" else _evaltui(argv[1], argv[2], argv[3]))
     print(json.dumps(result))
     return 0

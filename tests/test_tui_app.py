@@ -794,6 +794,24 @@ async def _layout(app, pilot, clip, key):
     assert "Grid" in screen_text(app)
 
 
+@driver("experiment.side-by-side")
+async def _side_by_side(app, pilot, clip, key):
+    screen = await _compared(app, pilot)
+    if not screen.pane_open:
+        await pilot.press(key)  # no trace open: says what to do
+        assert any("open a trace" in n for n in notes(app))
+        await pilot.press("enter")
+        await settle(pilot)
+    await pilot.press(key)
+    await settle(pilot)
+    twin = screen.query_one("#pane-compare", TracePane)
+    assert twin.display and twin.trace is not None and twin.trace.experiment_id == "exp-baseline"
+    assert twin.border_title == "baseline"
+    await pilot.press(key)
+    await pilot.pause()
+    assert not screen.has_class("-twin")
+
+
 # What help lists in each context (a new binding fails here until it has a driver).
 HELP_IDS: dict[str, list[str]] = {
     "list": ["list.cursor-down", "list.cursor-up", "list.cursor-first", "list.cursor-last",
@@ -803,24 +821,24 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "app.quit", "app.help"],
+              "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
                   "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                  "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "app.quit", "app.help"],
+                  "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
                       "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
-                      "experiment.focus-previous", "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "app.quit", "app.help"],
+                      "experiment.focus-previous", "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "app.quit", "app.help"],
+                    "experiment.focus-next", "experiment.focus-previous", "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

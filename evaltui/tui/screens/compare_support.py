@@ -293,7 +293,6 @@ class CompareMixin:
             self._hide_diff()
             return
         self.diff_mode = True
-        self.add_class("-diff")  # type: ignore[attr-defined]
         panels = self.query(DiffPanel)  # type: ignore[attr-defined]
         if panels:
             panels.first().display = True
@@ -307,7 +306,6 @@ class CompareMixin:
         self.diff_mode = False
         for p in self.query(DiffPanel):  # type: ignore[attr-defined]
             p.display = False
-        self.remove_class("-diff")  # type: ignore[attr-defined]
 
     def action_diff_target(self) -> None:
         from evaltui.tui.widgets.diff_view import DiffPanel
@@ -336,6 +334,92 @@ class CompareMixin:
             panel.show_message("no row")
             return
         panel.load(self.app.store, self.experiment, row, self.comparison)  # type: ignore[attr-defined]
+
+    # -- the compared experiment's trace beside this one ----------------------------------------
+
+    side_by_side: bool = False
+
+    class TwinLoaded(Message):
+        def __init__(self, for_root: str, trace: Any, note: str = "") -> None:
+            self.for_root = for_root
+            self.trace = trace
+            self.note = note
+            super().__init__()
+
+    async def action_side_by_side(self) -> None:
+        """Show the matching trace of the base experiment in a second trace pane (or hide it)."""
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        if self.side_by_side:
+            self.side_by_side = False
+            self.remove_class("-twin")  # type: ignore[attr-defined]
+            return
+        if self.comparison is None or not self.pane_open:  # type: ignore[attr-defined]
+            self.app.notify("Compare (c) and open a trace (enter) to see its match side by side",  # type: ignore[attr-defined]
+                            severity="warning")
+            return
+        self.side_by_side = True
+        if not self.query("#pane-compare"):  # type: ignore[attr-defined]
+            await self.query_one("#exp-body").mount(TracePane(id="pane-compare"))  # type: ignore[attr-defined]
+        self.add_class("-twin")  # type: ignore[attr-defined]
+        main = self.query_one("#pane", TracePane)  # type: ignore[attr-defined]
+        main.border_title = safe_text(str(self.experiment["name"]), 40)  # type: ignore[attr-defined]
+        if main.trace is not None:
+            self._load_twin(main.trace.root_span_id)
+
+    def on_experiment_screen_trace_loaded(self, message: Any) -> None:
+        # runs after the screen's own handler (Textual calls each class's handler in the MRO)
+        if self.side_by_side and message.trace is not None:
+            self._load_twin(message.trace.root_span_id)
+
+    def _load_twin(self, root_span_id: str) -> None:
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        c = self.comparison
+        if c is None:
+            return
+        pane = self.query_one("#pane-compare", TracePane)  # type: ignore[attr-defined]
+        pane.border_title = safe_text(str(c.base["name"]), 40)
+        pane.show_loading("the matching trace")
+        self.load_twin(root_span_id, c)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="twin")
+    def load_twin(self, root_span_id: str, c: Comparison) -> None:
+        from evaltui.query.compare import KEY
+        from evaltui.store import load_trace_spans
+        from evaltui.tui.widgets.trace_data import TraceData
+        from evaltui.tui.widgets.trace_tree import prepare_labels
+
+        store = self.app.store  # type: ignore[attr-defined]
+        try:
+            mine = c.this.filter(pl.col("root_span_id") == root_span_id)
+            key = mine[KEY][0] if mine.height and KEY in mine.columns else None
+            base = c.base_frames[0]
+            partner = base.filter(pl.col(KEY) == key) if key is not None and KEY in base.columns else base.clear()
+            if partner.height == 0:
+                self.post_message(self.TwinLoaded(root_span_id, None, "no match in " + str(c.base["name"])))  # type: ignore[attr-defined]
+                return
+            root = partner["root_span_id"][0]
+            trace = TraceData.from_frame(c.base["id"], root, load_trace_spans(store, c.base["id"], root))
+            prepare_labels(trace)
+        except Exception as e:
+            self.post_message(self.TwinLoaded(root_span_id, None, f"could not load the matching trace: {e}"))  # type: ignore[attr-defined]
+            return
+        note = f"{partner.height} trials; showing the first" if partner.height > 1 else ""
+        self.post_message(self.TwinLoaded(root_span_id, trace, note))  # type: ignore[attr-defined]
+
+    def on_compare_mixin_twin_loaded(self, message: TwinLoaded) -> None:
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        if not self.side_by_side or not self.query("#pane-compare"):  # type: ignore[attr-defined]
+            return
+        pane = self.query_one("#pane-compare", TracePane)  # type: ignore[attr-defined]
+        if message.trace is None:
+            pane.show_error(message.note)
+            return
+        pane.show_trace(message.trace)
+        if message.note:
+            pane.border_subtitle = safe_text(message.note, 60)
 
     # -- layouts -----------------------------------------------------------------------------------
 

@@ -126,6 +126,8 @@ class ExperimentScreen(CompareMixin, Screen[None]):
         Binding("minus", "filter_changed('down')", "Filter to column's ↓", show=False,
                 id="experiment.filter-regressed"),
         Binding("L", "layout", "Layouts", show=False, id="experiment.layout"),
+        Binding("vertical_line", "side_by_side", "Matching trace side by side", show=False,
+                id="experiment.side-by-side"),
     ]
 
     class RowsLoaded(Message):
