@@ -343,6 +343,29 @@ def test_wrap_ops_keeps_every_character_and_marks_changes() -> None:
     assert styles["ol"].strike and styles["new␛[2J"].bold
 
 
+async def test_side_by_side_follows_the_opened_trace(db: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_compared(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("vertical_line")
+        await settle(pilot)
+        twin = screen.query_one("#pane-compare")
+        assert twin.trace.root_span_id == "exp-baseline-t0"
+        screen.open_trace("exp-new-t3")  # another trace (as enter on another row)
+        await settle(pilot)
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert twin.trace.root_span_id == "exp-baseline-t3"
+        text = screen_text(app)
+        assert "─ new-prompt ─" in text and "─ baseline ─" in text
+        assert text.count("✗") >= 2  # both failed traces show their errors
+        await pilot.press("escape")  # closing the pane brings the table back
+        await settle(pilot)
+        assert table(app).display and "vs baseline" in screen_text(app)
+
+
 # -- layouts -----------------------------------------------------------------------------------
 
 
@@ -454,6 +477,30 @@ async def test_layout_keys_are_listed(db: Path) -> None:
             assert expected[cls] <= ids, cls
 
 
+def test_every_compare_binding_has_an_id_and_description() -> None:
+    from evaltui.tui.screens.compare_layouts import Card, LayoutScreen
+    from evaltui.tui.screens.compare_picker import ExperimentChoices
+
+    for cls in (ComparePicker, ExperimentChoices, LayoutScreen, GridLayout, CardsLayout, TableLayout, DetailsLayout,
+                Card, DiffView):
+        for binding in cls.BINDINGS:
+            assert binding.id and binding.description, (cls.__name__, binding)
+
+
+async def test_palette_opens_a_layout(db: Path) -> None:
+    from evaltui.tui.commands import ExperimentCommands
+
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        provider = ExperimentCommands(app.screen)
+        commands = {name: callback for name, callback, _ in provider._commands()}
+        assert "Experiment: Compare" in commands and "Experiment: Diff mode" in commands
+        commands["Layout: Summary table"]()
+        await settle(pilot)
+        assert isinstance(app.screen, TableLayout)
+
+
 # -- snapshots ----------------------------------------------------------------------------------
 
 COMPARE_SNAPSHOTS = [
@@ -464,13 +511,25 @@ COMPARE_SNAPSHOTS = [
     ("compare-cards", ("c", "enter", "L", "L")),
     ("compare-summary-table", ("c", "enter", "L", "L", "L")),
     ("compare-details", ("c", "enter", "L", "L", "L", "L")),
+    ("compare-side-by-side", ("c", "enter", "enter", "vertical_line")),
 ]
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize(("name", "keys"), [pytest.param(*s, id=s[0]) for s in COMPARE_SNAPSHOTS])
 def test_snapshot(snap_compare, snap_dir: Path, name: str, keys: tuple[str, ...], size: tuple[int, int]) -> None:
-    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=size, run_before=_steps(*keys))
+    async def run(pilot: Any) -> None:
+        await _steps(*keys)(pilot)
+        # the pane opens after a short timer and the matching trace loads after it
+        await pilot.pause(0.4)
+        await settle(pilot)
+        await pilot.pause(0.1)
+        await settle(pilot)
+        # toasts time out after a few seconds: on a busy machine a snapshot may or may not catch one
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(_snap_app("fixture.db", EXP), terminal_size=size, run_before=run)
 
 
 

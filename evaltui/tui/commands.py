@@ -188,4 +188,8 @@ class ExperimentCommands(BindingCommands):
                         "rows one line high" if density == "compact" else "rows three lines high"))
         reset = screen.reset_columns  # type: ignore[attr-defined]
         out.append(("Columns: reset to defaults", reset, "forget this project's column settings"))
+        from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS, open_layout
+
+        for name in LAYOUTS:
+            out.append((f"Layout: {LAYOUT_NAMES[name]}", partial(open_layout, screen, name), "L cycles the layouts"))
         return out

@@ -273,7 +273,8 @@ class CardsLayout(LayoutScreen):
 
     def _columns(self) -> None:
         grid = self.query_one("#cards-grid", Grid)
-        grid.styles.grid_size_columns = max(1, self.size.width // 40)
+        width = self.size.width or self.app.size.width  # before the first layout: the terminal's
+        grid.styles.grid_size_columns = max(1, width // 40)
 
     def on_card_chosen(self, message: Card.Chosen) -> None:
         if self.comparison is None:
