@@ -84,10 +84,17 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
         _diff_tokens(a, b, ops)
         return ops
     ca, cb = _chunks(a), _chunks(b)
-    matcher = difflib.SequenceMatcher(None, ca, cb, autojunk=False)
+    # chunks match on their words: text re-wrapped (spaces turned into line breaks) still
+    # aligns, and only the changed breaks are diffed inside the chunk
+    matcher = difflib.SequenceMatcher(None, [" ".join(c.split()) for c in ca], [" ".join(c.split()) for c in cb],
+                                      autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            _merge(ops, EQUAL, "".join(ca[i1:i2]))
+            for x, y in zip(ca[i1:i2], cb[j1:j2], strict=True):
+                if x == y:
+                    _merge(ops, EQUAL, x)
+                else:
+                    _diff_tokens(_tokens(x), _tokens(y), ops)
             continue
         ta = [t for chunk in ca[i1:i2] for t in _tokens(chunk)]
         tb = [t for chunk in cb[j1:j2] for t in _tokens(chunk)]
