@@ -533,3 +533,20 @@ def test_snapshot(snap_compare, snap_dir: Path, name: str, keys: tuple[str, ...]
 
 
 
+
+
+def test_format_delta_tones_follow_better_or_worse() -> None:
+    from evaltui.tui.widgets.experiment_table import ColumnSpec, DeltaTone, format_delta, with_delta
+
+    assert format_delta(0.1, "score") == ("+0.10", "success")
+    assert format_delta(-0.25, "score") == ("-0.25", "error")
+    assert format_delta(1.5, "duration", lower_is_better=True) == ("+1.50s", "error")  # slower is worse
+    assert format_delta(-120, "tokens", lower_is_better=True) == ("-120", "success")
+    assert format_delta(-0.0012, "cost", lower_is_better=True) == ("-$0.0012", "success")
+    assert format_delta(1e-12, "score") == ("=", "dim") and format_delta(None, "score") == ("–", "dim")
+    spec = ColumnSpec("scores.acc", "acc", 11, "score", delta_key="compare.delta.scores.acc")
+    text, tone = with_delta("0.90", 0.9, 0.1, spec)
+    assert text == "0.90 +0.10" and isinstance(tone, DeltaTone) and (tone.value, tone.suffix, tone.delta) == (
+        0.9, 5, "success")
+    assert with_delta("0.90", 0.9, 0.0, spec)[0] == "0.90     ="  # values line up over "="
+    assert with_delta("–", "dim", None, spec) == ("–", "dim")  # no value, no delta
