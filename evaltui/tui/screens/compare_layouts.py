@@ -429,6 +429,22 @@ class DetailsLayout(LayoutScreen):
 
     def on_mount(self) -> None:
         self.query_one("#details-scroll").focus()
+        # what is known at once; parameters, repository and dataset come from a worker
+        # (the project's experiment rows cost a scan of every trace on big experiments)
+        this, exp = self.this, self.experiment
+        known = {
+            "id": exp["id"], "name": exp["name"], "project": exp["project"], "created": exp["created"],
+            "source": exp.get("source"), "description": None, "dataset_id": None, "tags": None,
+            "base_exp_id": exp.get("base_exp_id"), "traces": this.height,
+            "errors": int(this["has_error"].sum() or 0) if "has_error" in this.columns else 0,
+            "reviewed": int((this["review_status"] == "reviewed").sum()) if "review_status" in this.columns else 0,
+            "metadata": json.dumps(exp.get("metadata")) if exp.get("metadata") else None,
+            "params": None, "repo_info": None,
+        }
+        names = {b["id"]: b["name"] for b in (self.comparison.bases if self.comparison else [])}
+        text = self.details(known, names)
+        text.append("\n(reading parameters, repository and dataset…)", "italic")
+        self.query_one("#details-text", Static).update(text)
         self.load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="details")
@@ -437,12 +453,12 @@ class DetailsLayout(LayoutScreen):
         try:
             frame = load_experiments(store, self.experiment["project"])
             row = frame.filter(pl.col("id") == self.experiment["id"]).row(0, named=True)
-            text = self.details(row, frame)
+            text = self.details(row, dict(zip(frame["id"].to_list(), frame["name"].to_list(), strict=True)))
         except Exception as e:
             text = Text(safe_text(f"could not read the experiment: {e}", 300), "bold red")
         self.post_message(self.Loaded(text))
 
-    def details(self, row: dict[str, Any], frame: pl.DataFrame) -> Text:
+    def details(self, row: dict[str, Any], names: dict[str, Any]) -> Text:
         t = Text(end="")
 
         def section(title: str) -> None:
@@ -452,7 +468,6 @@ class DetailsLayout(LayoutScreen):
             t.append(f"  {name:<14}", "dim")
             t.append(safe_text("–" if value in (None, "", {}, []) else value, 200) + "\n")
 
-        names = dict(zip(frame["id"].to_list(), frame["name"].to_list(), strict=True))
         section("Experiment")
         field("id", row["id"])
         field("name", row["name"])
