@@ -363,9 +363,11 @@ class GridLayout(LayoutScreen):
         self.post_message(self.Loaded(token, cases))
 
     def _keys(self, page: pl.DataFrame) -> list[str | None]:
-        if self.comparison is not None and "root_span_id" in page.columns:
-            lookup = dict(zip(self.comparison.this["root_span_id"].to_list(),
-                              self.comparison.this[KEY].to_list(), strict=True)) if KEY in self.comparison.this.columns else {}
+        this = self.comparison.this if self.comparison is not None else None
+        if this is not None and "root_span_id" in page.columns and KEY in this.columns:
+            # the keys as compared (fresh after a change of comparison key), for this page only
+            hits = this.filter(pl.col("root_span_id").is_in(page["root_span_id"].implode()))
+            lookup = dict(zip(hits["root_span_id"].to_list(), hits[KEY].to_list(), strict=True))
             return [lookup.get(r) for r in page["root_span_id"].to_list()]
         return page[KEY].to_list() if KEY in page.columns else [None] * page.height
 
