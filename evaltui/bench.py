@@ -557,7 +557,7 @@ def bench_tui_compare(workdir: Path, traces: int, spans_per_trace: int, runs: in
         return statistics.median(r[key] for r in got)
 
     move = med("move_ms")
-    base = f"median of {runs} fresh processes, 160x48; a cursor move (j) in the same run: {move:.0f} ms"
+    base = f"median of {runs} fresh processes, 160x48; a cursor move (j) to repaint in the same run: {move:.0f} ms"
     figures = [
         Figure("TUI compare: match + deltas shown", med("compare_ms"), "ms", "",
                f"{got[0]['rows']:,} rows joined with their deltas; {base}"),
@@ -571,7 +571,7 @@ def bench_tui_compare(workdir: Path, traces: int, spans_per_trace: int, runs: in
     for name in (*LAYOUTS, "list"):
         figures.append(Figure(f"TUI layout: {LAYOUT_NAMES[name]} (L)", med(f"layout_{name}_ms"), "ms", "<= 100",
                               f"key to repaint; with its loading worker done {med(f'layout_{name}_loaded_ms'):.0f} ms;"
-                              f" {plain}"))
+                              f" {plain} (the layouts' own share is the difference)"))
     return figures
 
 

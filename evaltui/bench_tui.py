@@ -87,24 +87,31 @@ async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
     return out
 
 
-async def _timed(pilot, key: str, done=None) -> float:
-    """Milliseconds from pressing ``key`` until its messages ran, ``done()`` holds and the
-    screen was refreshed (workers it started included)."""
+async def _to_repaint(app, node, action: str, ready=None) -> float:
+    """Milliseconds from running ``action`` (what its key runs) on ``node`` until ``ready()``
+    holds and the screen has refreshed after it (a callback after the next refresh)."""
     t0 = time.perf_counter()
-    await pilot.press(key)
-    while done is not None and not done():
+    await node.run_action(action)
+    while ready is not None and not ready():
         await asyncio.sleep(0.001)
-    await pilot.pause()
+    painted = asyncio.Event()
+    app.screen.call_after_refresh(painted.set)
+    await painted.wait()
     return (time.perf_counter() - t0) * 1000
 
 
 async def _compare(db: str, experiment: str, base: str) -> dict:
-    """Issue 5: compare in the TUI, toggle diff mode, switch layouts; j is the baseline key."""
+    """Issue 5: compare in the TUI, toggle diff mode, switch layouts, each key to repaint;
+    a cursor move (j) and a plain screen's push / pop are the baselines."""
     import statistics
 
+    from textual.screen import Screen
+    from textual.widgets import Footer, Static
+
     from evaltui.tui.app import EvalTUI
-    from evaltui.tui.screens.compare_layouts import LAYOUTS
+    from evaltui.tui.screens.compare_layouts import LAYOUTS, CardsLayout, DetailsLayout, GridLayout, TableLayout
     from evaltui.tui.widgets.diff_view import DiffPanel
+    from evaltui.tui.widgets.experiment_table import ExperimentTable
 
     config = Path(tempfile.mkdtemp()) / "config.toml"
     app = EvalTUI(db, experiment=experiment, config_path=config)
@@ -122,21 +129,20 @@ async def _compare(db: str, experiment: str, base: str) -> dict:
         await pilot.pause()
         out["compare_ms"] = (time.perf_counter() - t0) * 1000
         out["rows"] = screen.comparison.rows.height
-        out["move_ms"] = statistics.median([await _timed(pilot, "j") for _ in range(7)])
+        table = screen.query_one(ExperimentTable)
+        out["move_ms"] = statistics.median([await _to_repaint(app, table, "cursor_down") for _ in range(7)])
         on, off = [], []
         for _ in range(3):
-            panel_ready = lambda: bool(screen.query(DiffPanel)) and screen.query_one(DiffPanel)._ops is not None  # noqa: E731
-            on.append(await _timed(pilot, "d", panel_ready))
-            off.append(await _timed(pilot, "d"))
+            def diff_ready() -> bool:
+                panels = screen.query(DiffPanel)
+                return bool(panels) and panels.first()._ops is not None
+            on.append(await _to_repaint(app, screen, "diff_mode", diff_ready))
+            off.append(await _to_repaint(app, screen, "diff_mode"))
             screen.query_one(DiffPanel)._ops = None
+            await pilot.pause()
         out["diff_on_ms"], out["diff_off_ms"] = statistics.median(on), statistics.median(off)
-        # the baseline for a layout: pushing and popping a screen of one line and a footer
-        from textual.screen import Screen
-        from textual.widgets import Footer, Static
 
         class Plain(Screen[None]):
-            BINDINGS = [("L", "app.pop_screen", "Back")]
-
             def compose(self):
                 yield Static("plain")
                 yield Footer()
@@ -144,19 +150,30 @@ async def _compare(db: str, experiment: str, base: str) -> dict:
         push, pop = [], []
         for _ in range(3):
             t0 = time.perf_counter()
-            app.push_screen(Plain())
-            await pilot.pause()
+            await app.push_screen(Plain())
+            painted = asyncio.Event()
+            app.screen.call_after_refresh(painted.set)
+            await painted.wait()
             push.append((time.perf_counter() - t0) * 1000)
-            pop.append(await _timed(pilot, "L"))
-        out["plain_push_ms"], out["plain_pop_ms"] = statistics.median(push), statistics.median(pop)
-        for name in (*LAYOUTS, "list"):
             t0 = time.perf_counter()
-            await pilot.press("L")
+            await app.pop_screen()
+            painted = asyncio.Event()
+            app.screen.call_after_refresh(painted.set)
+            await painted.wait()
+            pop.append((time.perf_counter() - t0) * 1000)
             await pilot.pause()
-            out[f"layout_{name}_ms"] = (time.perf_counter() - t0) * 1000
+        out["plain_push_ms"], out["plain_pop_ms"] = statistics.median(push), statistics.median(pop)
+        classes = {"grid": GridLayout, "cards": CardsLayout, "table": TableLayout, "details": DetailsLayout}
+        for name in (*LAYOUTS, "list"):
+            node = screen if name == LAYOUTS[0] else app.screen
+            action = "layout" if name == LAYOUTS[0] else "next_layout"
+            want = classes.get(name)
+            ready = (lambda w=want: isinstance(app.screen, w)) if want else (lambda: app.screen is screen)
+            out[f"layout_{name}_ms"] = await _to_repaint(app, node, action, ready)
+            t0 = time.perf_counter()
             await app.workers.wait_for_complete()
             await pilot.pause()
-            out[f"layout_{name}_loaded_ms"] = (time.perf_counter() - t0) * 1000
+            out[f"layout_{name}_loaded_ms"] = out[f"layout_{name}_ms"] + (time.perf_counter() - t0) * 1000
     return out
 
 

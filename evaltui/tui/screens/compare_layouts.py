@@ -226,7 +226,10 @@ class CardsLayout(LayoutScreen):
     ]
 
     def body(self) -> ComposeResult:
-        with VerticalScroll(id="cards-scroll"), Grid(id="cards-grid"):
+        grid = Grid(id="cards-grid")
+        # columns from the terminal's width now, so the first layout is the final one
+        grid.styles.grid_size_columns = max(1, self.app.size.width // 40)
+        with VerticalScroll(id="cards-scroll"), grid:
             for source, text in self.cards():
                 yield Card(source, text)
 
@@ -263,7 +266,6 @@ class CardsLayout(LayoutScreen):
         return out
 
     def on_mount(self) -> None:
-        self._columns()
         cards = self.query(Card)
         if cards:
             cards.first().focus()
@@ -273,8 +275,9 @@ class CardsLayout(LayoutScreen):
 
     def _columns(self) -> None:
         grid = self.query_one("#cards-grid", Grid)
-        width = self.size.width or self.app.size.width  # before the first layout: the terminal's
-        grid.styles.grid_size_columns = max(1, width // 40)
+        columns = max(1, (self.size.width or self.app.size.width) // 40)
+        if grid.styles.grid_size_columns != columns:
+            grid.styles.grid_size_columns = columns
 
     def on_card_chosen(self, message: Card.Chosen) -> None:
         if self.comparison is None:
@@ -318,7 +321,7 @@ class GridLayout(LayoutScreen):
 
     def on_mount(self) -> None:
         self.query_one("#grid-scroll").focus()
-        self.reload()
+        self.call_after_refresh(self.reload)  # the frame paints first, the cases follow
 
     def columns(self) -> list[str]:
         return [str(self.experiment["name"]), *self.names()]
@@ -447,7 +450,7 @@ class DetailsLayout(LayoutScreen):
         text = self.details(known, names)
         text.append("\n(reading parameters, repository and dataset…)", "italic")
         self.query_one("#details-text", Static).update(text)
-        self.load()
+        self.call_after_refresh(self.load)  # after the first paint: the worker competes for the GIL
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="details")
     def load(self) -> None:
