@@ -109,7 +109,13 @@ async def _compare(db: str, experiment: str, base: str) -> dict:
     from textual.widgets import Footer, Static
 
     from evaltui.tui.app import EvalTUI
-    from evaltui.tui.screens.compare_layouts import LAYOUTS, CardsLayout, DetailsLayout, GridLayout, TableLayout
+    from evaltui.tui.screens.compare_layouts import (
+        LAYOUTS,
+        CardsLayout,
+        DetailsLayout,
+        GridLayout,
+        TableLayout,
+    )
     from evaltui.tui.widgets.diff_view import DiffPanel
     from evaltui.tui.widgets.experiment_table import ExperimentTable
 

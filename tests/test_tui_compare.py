@@ -536,7 +536,12 @@ def test_snapshot(snap_compare, snap_dir: Path, name: str, keys: tuple[str, ...]
 
 
 def test_format_delta_tones_follow_better_or_worse() -> None:
-    from evaltui.tui.widgets.experiment_table import ColumnSpec, DeltaTone, format_delta, with_delta
+    from evaltui.tui.widgets.experiment_table import (
+        ColumnSpec,
+        DeltaTone,
+        format_delta,
+        with_delta,
+    )
 
     assert format_delta(0.1, "score") == ("+0.10", "success")
     assert format_delta(-0.25, "score") == ("-0.25", "error")
