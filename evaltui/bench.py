@@ -552,6 +552,9 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
 def bench_tui_compare(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -> list[Figure]:
     """The TUI comparing two experiments: diff mode and layouts, key to repaint (issue 5)."""
     got = [_run_tui("compare", _STATE["db"], _STATE["experiment"], _STATE["base"]) for _ in range(runs)]
+    for r in got:
+        if "move_ms" not in r:
+            raise RuntimeError(f"evaltui.bench_tui compare gave no timings: {str(r)[:500]}")
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in got)
