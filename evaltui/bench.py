@@ -695,17 +695,48 @@ def bench_review_tui(workdir: Path, traces: int, spans_per_trace: int, repeat: i
     ]
 
 
+def bench_tui_compare(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -> list[Figure]:
+    """The TUI comparing two experiments: diff mode and layouts, key to repaint (issue 5)."""
+    got = [_run_tui("compare", _STATE["db"], _STATE["experiment"], _STATE["base"]) for _ in range(runs)]
+    for r in got:
+        if "move_ms" not in r:
+            raise RuntimeError(f"evaltui.bench_tui compare gave no timings: {str(r)[:500]}")
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in got)
+
+    move = med("move_ms")
+    base = f"median of {runs} fresh processes, 160x48; a cursor move (j) to repaint in the same run: {move:.0f} ms"
+    figures = [
+        Figure("TUI compare: match + deltas shown", med("compare_ms"), "ms", "",
+               f"{got[0]['rows']:,} rows joined with their deltas; {base}"),
+        Figure("TUI diff mode on (d)", med("diff_on_ms"), "ms", "<= 100", f"diff computed and painted; {base}"),
+        Figure("TUI diff mode off (d)", med("diff_off_ms"), "ms", "<= 100", base),
+    ]
+    from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS
+
+    plain = f"a plain screen (a line and a footer) in the same run: push {med('plain_push_ms'):.0f} ms, " \
+            f"pop {med('plain_pop_ms'):.0f} ms"
+    for name in (*LAYOUTS, "list"):
+        figures.append(Figure(f"TUI layout: {LAYOUT_NAMES[name]} (L)", med(f"layout_{name}_ms"), "ms", "<= 100",
+                              f"key to repaint; with its loading worker done {med(f'layout_{name}_loaded_ms'):.0f} ms;"
+                              f" {plain} (the layouts' own share is the difference)"))
+    return figures
+
+
 BENCHES: list[Callable[[Path, int, int], list[Figure]]] = [
     bench_store, bench_query, bench_compare, bench_insights, bench_review, bench_import, bench_tui,
     bench_tui_arrange,
     bench_review_tui,
+    bench_tui_compare,
 ]
 # names for --only (the function names without bench_), and what each part needs run before
 # it (the database bench_store leaves, the second experiment bench_compare writes)
 BENCH_NAMES = {b.__name__.removeprefix("bench_"): b for b in BENCHES}
 TUI_BENCHES = tuple(b for b in BENCHES if "tui" in b.__name__)
 _NEEDS = {"query": ("store",), "compare": ("store",), "insights": ("store", "compare"),
-          "review": ("store", "compare"), "tui": ("store",), "tui_arrange": ("store",), "review_tui": ("store",)}
+          "review": ("store", "compare"), "tui": ("store",), "tui_arrange": ("store",), "review_tui": ("store",),
+          "tui_compare": ("store", "compare")}
 
 
 def _selected(only: str | list[str] | tuple[str, ...] | None, store_from_workdir: bool = False) -> set[str]:

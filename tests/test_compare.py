@@ -7,7 +7,12 @@ import time
 import polars as pl
 import pytest
 
-from evaltui.query.compare import compare_frames, resolve_baseline, summarize, summary_text
+from evaltui.query.compare import (
+    compare_frames,
+    resolve_baseline,
+    summarize,
+    summary_text,
+)
 from evaltui.store import (
     NotFound,
     create_experiment,
@@ -242,3 +247,173 @@ def test_compare_frames_is_fast_on_100k_rows():
     elapsed = time.perf_counter() - t0
     assert r["matched"] == n // 2
     assert elapsed < 0.5, f"compare_frames took {elapsed * 1000:.0f} ms on 100k rows"
+
+
+# -- per-row deltas (the TUI's table), the comparison key, the summary table, diffs ---------
+
+from evaltui.query.compare import (
+    compare_many,
+    histogram,
+    join_row_deltas,
+    parse_comparison_key,
+    row_deltas,
+    summary_rows,
+    table_csv,
+    table_html,
+    table_markdown,
+)
+from evaltui.query.textdiff import as_text, diff_stats, word_diff
+from evaltui.store import load_trace_rows
+
+
+def _rows(store, eid):
+    return load_trace_rows(store, eid)
+
+
+def _by_input(frame, deltas, col):
+    """{input preview: value of deltas[col]} for the rows of frame (inputs are plain strings here)."""
+    joined = join_row_deltas(frame, deltas)
+    return dict(zip(joined["input"].to_list(), joined[col].to_list(), strict=True))
+
+
+def test_row_deltas_trials_share_their_case_delta_and_counts_agree(store):
+    base = experiment(store, "base", [("a", {"acc": 0.5}), ("b", {"acc": 0.5}), ("c", {"acc": 1.0})])
+    this = experiment(store, "this", [
+        ("a", {"acc": 0.0}), ("a", {"acc": 1.0}), ("a", {"acc": 0.8}),  # case mean 0.6: +0.1
+        ("b", {"acc": 0.4}), ("b", {"acc": 0.6}),                      # case mean 0.5: unchanged
+        ("c", {"acc": 0.0}),                                           # -1.0
+    ])
+    t, b = _rows(store, this), _rows(store, base)
+    d = row_deltas(t, b)
+    assert d.height == t.height and d["root_span_id"].to_list() == t["root_span_id"].to_list()  # this's order
+    joined = join_row_deltas(t, d)
+    deltas = {}
+    for inp, delta in zip(joined["input"], joined["compare.delta.scores.acc"], strict=True):
+        deltas.setdefault(inp, set()).add(round(delta, 9))
+    assert deltas == {"a": {0.1}, "b": {0.0}, "c": {-1.0}}
+    assert joined["compare.base.scores.acc"].to_list().count(0.5) == 5
+    # the rows flagged improved / regressed are exactly compare_frames' cases
+    summary = compare_frames(t, b)["scores"]["acc"]
+    up = joined.filter(pl.col("compare.improved.scores.acc"))
+    down = joined.filter(pl.col("compare.regressed.scores.acc"))
+    assert up["comparison_key"].n_unique() == summary["improvements"] == 1 and up.height == 3
+    assert down["comparison_key"].n_unique() == summary["regressions"] == 1 and down.height == 1
+
+
+def test_row_deltas_unmatched_and_null_scores(store):
+    base = experiment(store, "base", [("a", {"acc": 0.5}), ("b", {"acc": None}), ("gone", {"acc": 1.0})])
+    this = experiment(store, "this", [("a", {"acc": None}), ("b", {"acc": 1.0}), ("new", {"acc": 0.0})])
+    t, b = _rows(store, this), _rows(store, base)
+    d = row_deltas(t, b)
+    match = _by_input(t, d, "compare.match")
+    assert sorted(match.values()) == ["matched", "matched", "no match"]
+    assert [v for k, v in match.items() if "new" in k] == ["no match"]
+    delta = _by_input(t, d, "compare.delta.scores.acc")
+    assert all(v is None for v in delta.values())  # a: this null; b: base null; new: no partner
+    improved = _by_input(t, d, "compare.improved.scores.acc")
+    regressed = _by_input(t, d, "compare.regressed.scores.acc")
+    assert not any(improved.values()) and not any(regressed.values())  # never null: False
+
+
+def test_row_deltas_metrics_lower_is_better(store):
+    base = experiment(store, "base", [("a", None, {"duration": 2.0, "tokens": 100}),
+                                      ("b", None, {"duration": 1.0, "tokens": 100, "error": "boom"})])
+    this = experiment(store, "this", [("a", None, {"duration": 1.0, "tokens": 150}),
+                                      ("b", None, {"duration": 3.0, "tokens": 100})])
+    t, b = _rows(store, this), _rows(store, base)
+    d = row_deltas(t, b)
+    assert _by_input(t, d, "compare.delta.duration") == {'a': -1.0, 'b': 2.0}
+    assert _by_input(t, d, "compare.improved.duration") == {'a': True, 'b': False}
+    assert _by_input(t, d, "compare.regressed.tokens") == {'a': True, 'b': False}
+    assert _by_input(t, d, "compare.improved.has_error") == {'a': False, 'b': True}  # fixed the error
+
+
+def test_row_deltas_follow_a_custom_comparison_key(store):
+    base = experiment(store, "base", [({"q": "2+2?"}, {"acc": 0.0}, {"metadata": {"case": 1}}),
+                                      ({"q": "France?"}, {"acc": 1.0}, {"metadata": {"case": 2}})])
+    this = experiment(store, "this", [({"q": "Compute 2+2."}, {"acc": 1.0}, {"metadata": {"case": 1}}),
+                                      ({"q": "Capital of France?"}, {"acc": 1.0}, {"metadata": {"case": 2}})])
+    assert set(row_deltas(_rows(store, this), _rows(store, base))["compare.match"]) == {"no match"}
+    spec = parse_comparison_key("[metadata.case]")
+    update_project_settings(store, find_experiment(store, this)["project_id"], comparison_key=spec)
+    d = row_deltas(_rows(store, this), _rows(store, base))
+    assert set(d["compare.match"]) == {"matched"}
+    assert sorted(d["compare.delta.scores.acc"].to_list()) == [0.0, 1.0]
+
+
+def test_join_row_deltas_replaces_old_columns_and_marks_new_rows():
+    frame = pl.DataFrame({"root_span_id": ["r1", "r2", "r3"], "compare.match": ["x", "x", "x"]})
+    deltas = pl.DataFrame({"root_span_id": ["r2", "r1"], "compare.match": ["matched", "no match"]})
+    out = join_row_deltas(frame, deltas)
+    assert out["root_span_id"].to_list() == ["r1", "r2", "r3"]
+    assert out["compare.match"].to_list() == ["no match", "matched", "no match"]
+
+
+def test_parse_comparison_key():
+    assert parse_comparison_key(" input ") == "input"
+    assert parse_comparison_key("input.question") == "input.question"
+    assert parse_comparison_key("[input.q, metadata.category]") == ["input.q", "metadata.category"]
+    assert parse_comparison_key("metadata.items[0]") == "metadata.items.0"
+    for bad, words in [("", "empty"), ("input, metadata.x", "brackets"), ("scores.acc", "starts with"),
+                       ("[input, 3x!]", "path 2"), ("input..q", "not a path")]:
+        with pytest.raises(ValueError, match=words):
+            parse_comparison_key(bad)
+
+
+def test_summary_rows_and_exports(store):
+    a = experiment(store, "a", [("x", {"acc": 0.5}), ("y", {"acc": 1.0})])
+    b = experiment(store, "b", [("x", {"acc": 1.0}), ("y", {"acc": 0.0})])
+    c = experiment(store, "c", [("x", {"acc": 0.5})])
+    results = compare_many(_rows(store, c), [_rows(store, a), _rows(store, b)])
+    head, rows = summary_rows("c", ["a", "b"], results)
+    assert head == ["metric", "c", "a", "diff vs a", "↑↓ vs a", "b", "diff vs b", "↑↓ vs b"]
+    acc = next(r for r in rows if r[0] == "acc")
+    # c has 0.5 on x: vs a (0.75 mean, x unchanged), vs b (0.5 mean, x: 0.5 < 1.0)
+    assert acc == ["acc", "50.00%", "75.00%", "-25.00pp", "↑0 ↓0", "50.00%", "+0.00pp", "↑0 ↓1"]
+    md = table_markdown(head, rows)
+    assert md.splitlines()[0].startswith("| metric | c | a |") and "| acc | 50.00% |" in md
+    csv_text = table_csv(head, rows)
+    assert csv_text.splitlines()[0] == "metric,c,a,diff vs a,↑↓ vs a,b,diff vs b,↑↓ vs b"
+    html = table_html(head, rows, "c <vs> a")
+    assert "<caption>c &lt;vs&gt; a</caption>" in html and "<td>-25.00pp</td>" in html
+    alone_head, alone_rows = summary_rows("c", [], [], compare_frames(_rows(store, c)))
+    assert alone_head == ["metric", "c"] and ["acc", "50.00%"] in alone_rows
+
+
+def test_histogram_bins():
+    f = pl.DataFrame({"scores.a": [0.0, 0.05, 0.5, 1.0, None], "duration": [1.0, 1.0, 2.0, 3.0, 3.0]})
+    assert histogram(f, "scores.a", 4) == [2, 0, 1, 1]  # scores over [0, 1]; 1.0 in the last bin
+    assert histogram(f, "duration", 2) == [2, 3]
+    assert histogram(f, "missing", 3) == [0, 0, 0]
+
+
+def test_word_diff_reassembles_both_sides():
+    ops = word_diff("the cat sat on the mat", "the dog sat on a mat")
+    assert ops == [("equal", "the "), ("delete", "cat"), ("insert", "dog"), ("equal", " sat on "),
+                   ("delete", "the"), ("insert", "a"), ("equal", " mat")]
+    assert diff_stats(ops) == {"deleted": 2, "inserted": 2, "equal": 4}
+    assert word_diff("same\ntext", "same\ntext") == [("equal", "same\ntext")]
+    assert as_text({"b": 1, "a": [1]}) == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}' and as_text(None) == ""
+
+
+def test_word_diff_of_a_megabyte_is_exact_and_quick():
+    import random
+
+    rng = random.Random(5)
+    words = [rng.choice(("alpha", "beta", "gamma", "delta", "eps")) + str(rng.randint(0, 99)) for _ in range(150_000)]
+    old = " ".join(words)
+    changed = list(words)
+    for i in range(0, len(changed), 5000):
+        changed[i] = "CHANGED"
+    changed.insert(70_000, "INSERTED here")
+    new = " ".join(changed)
+    assert len(old) > 1_000_000
+    start = time.perf_counter()
+    ops = word_diff(old, new)
+    took = time.perf_counter() - start
+    assert "".join(t for o, t in ops if o != "insert") == old
+    assert "".join(t for o, t in ops if o != "delete") == new
+    changed_words = diff_stats(ops)
+    # 30 words replaced + 2 inserted, found word by word (not as one huge replacement)
+    assert changed_words["inserted"] == 32 and changed_words["deleted"] == 30
+    assert took < 20  # seconds, on a loaded 2-core machine; about 0.5 s when quiet

@@ -881,6 +881,95 @@ async def _comment(app, pilot, clip, key):
     assert isinstance(app.screen, ExperimentScreen)
     assert len(list_comments(app.store, "exp-new", root)) == n + 1
 
+async def _compared(app: EvalTUI, pilot: Any) -> ExperimentScreen:
+    """The experiment screen compared with the fixture's baseline (as c, enter would)."""
+    screen = app.screen
+    assert isinstance(screen, ExperimentScreen)
+    screen.run_comparison(["exp-baseline"])
+    await settle(pilot)
+    assert screen.comparison is not None
+    return screen
+
+
+@driver("experiment.compare")
+async def _compare(app, pilot, clip, key):
+    screen = app.screen
+    await pilot.press(key)
+    await settle(pilot)
+    from evaltui.tui.screens.compare_picker import ComparePicker
+
+    assert isinstance(app.screen, ComparePicker)
+    assert list(app.screen.query_one("#compare-list").selected) == ["exp-baseline"]  # the resolved baseline
+    await pilot.press("enter")
+    await settle(pilot)
+    assert app.screen is screen and screen.comparison is not None
+    assert "vs baseline 5 matched" in screen_text(app)
+
+
+@driver("experiment.diff-mode")
+async def _diff_mode(app, pilot, clip, key):
+    from evaltui.tui.widgets.diff_view import DiffPanel
+
+    await pilot.press(key)
+    await settle(pilot)
+    panel = app.screen.query_one(DiffPanel)
+    assert panel.display and "Diff of output" in screen_text(app)
+    await pilot.press(key)
+    await pilot.pause()
+    assert not panel.display
+
+
+@driver("experiment.diff-target")
+async def _diff_target(app, pilot, clip, key):
+    await _compared(app, pilot)
+    await pilot.press(keys_of(app, "experiment.diff-mode")[0])
+    await settle(pilot)
+    assert "baseline → new-prompt" in screen_text(app)
+    await pilot.press(key)
+    await settle(pilot)
+    assert "expected → new-prompt" in screen_text(app)
+
+
+@driver("experiment.filter-improved", "experiment.filter-regressed")
+async def _filter_changed(app, pilot, clip, key):
+    screen = await _compared(app, pilot)
+    t = table(app)
+    t.move_cursor(column=[c.key for c in t.visible_columns].index("scores.Factuality"))
+    await pilot.press(key)
+    await settle(pilot)
+    which = "improved" if keys_of(app, "experiment.filter-improved")[0] == key else "regressed"
+    assert screen.filter_text == f"compare.{which}.scores.Factuality"
+    entry = screen.comparison.result["scores"]["Factuality"]
+    assert t.row_count == entry["improvements" if which == "improved" else "regressions"]
+
+
+@driver("experiment.layout")
+async def _layout(app, pilot, clip, key):
+    from evaltui.tui.screens.compare_layouts import GridLayout
+
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, GridLayout)
+    assert "Grid" in screen_text(app)
+
+
+@driver("experiment.side-by-side")
+async def _side_by_side(app, pilot, clip, key):
+    screen = await _compared(app, pilot)
+    if not screen.pane_open:
+        await pilot.press(key)  # no trace open: says what to do
+        assert any("open a trace" in n for n in notes(app))
+        await pilot.press("enter")
+        await settle(pilot)
+    await pilot.press(key)
+    await settle(pilot)
+    twin = screen.query_one("#pane-compare", TracePane)
+    assert twin.display and twin.trace is not None and twin.trace.experiment_id == "exp-baseline"
+    assert twin.border_title == "baseline"
+    await pilot.press(key)
+    await pilot.pause()
+    assert not screen.has_class("-twin")
+
 
 # What help lists in each context (a new binding fails here until it has a driver).
 HELP_IDS: dict[str, list[str]] = {
@@ -891,24 +980,24 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.select", "experiment.select-all", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.select", "experiment.select-all", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
                   "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
                       "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
-                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

@@ -15,14 +15,24 @@ with; ``summary_text`` renders a summary for a terminal.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import polars as pl
 
-from evaltui.store import Store, find_experiment, load_experiments, load_trace_rows, project_settings
+from evaltui.store import (
+    Store,
+    find_experiment,
+    load_experiments,
+    load_trace_rows,
+    project_settings,
+)
 from evaltui.store.errors import NotFound
 
-__all__ = ["METRICS", "compare_frames", "resolve_baseline", "summarize", "summary_text"]
+__all__ = [
+    "METRICS", "compare_frames", "compare_many", "join_row_deltas", "parse_comparison_key", "resolve_baseline",
+    "row_deltas", "summarize", "summary_rows", "summary_text",
+]
 
 SCORE_PREFIX = "scores."
 # metric name -> trace-row column. All are lower-is-better. ``errors`` is the share of traces
@@ -281,3 +291,226 @@ def summary_text(summary: dict[str, Any]) -> str:
                 text += f"  {e['improvements']:>4} improvements  {e['regressions']:>4} regressions"
             lines.append(text.rstrip())
     return "\n".join(lines)
+
+
+# -- per-row comparison (the TUI's deltas; same matching and counting as compare_frames) ----
+
+# Frame columns that row_deltas adds, all under this prefix so they never clash with data
+# and the filter language reaches them by name (``compare.regressed.scores.acc``).
+ROW_PREFIX = "compare."
+MATCH_COLUMN = "compare.match"  # "matched" / "no match"
+MATCHED, NO_MATCH = "matched", "no match"
+
+
+def comparison_sources(this: pl.DataFrame, base: pl.DataFrame | None) -> list[tuple[str, str, bool]]:
+    """(name, trace-row column, lower_is_better) of every score and metric compare_frames reports."""
+    scores = _score_names(this, base)
+    metrics = [m for m, col in METRICS.items() if _has_values(this, col) or _has_values(base, col)]
+    return [(s, SCORE_PREFIX + s, False) for s in scores] + [(m, METRICS[m], True) for m in metrics]
+
+
+def delta_column(source: str) -> str:
+    return f"{ROW_PREFIX}delta.{source}"
+
+
+def base_column(source: str) -> str:
+    return f"{ROW_PREFIX}base.{source}"
+
+
+def improved_column(source: str) -> str:
+    return f"{ROW_PREFIX}improved.{source}"
+
+
+def regressed_column(source: str) -> str:
+    return f"{ROW_PREFIX}regressed.{source}"
+
+
+def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_id") -> pl.DataFrame:
+    """Per trace row of ``this`` (in its order), how its case compares with ``base``.
+
+    Columns: ``row_id``; ``compare.match`` ("matched" when the row's comparison key has
+    traces in ``base``, else "no match"); and per score / metric column ``src`` of
+    :func:`comparison_sources`: ``compare.base.<src>`` (the base's value, its trials
+    averaged), ``compare.delta.<src>`` (this case's value, trials averaged, minus the base's)
+    and the booleans ``compare.improved.<src>`` / ``compare.regressed.<src>`` (False when
+    unmatched or either side is null; lower is better for metrics).
+
+    Trials of one key share the key's delta, so the number of distinct keys among the rows
+    marked improved is compare_frames' ``improvements`` for that score, by construction.
+    """
+    sources = comparison_sources(this, base)
+    cols = [src for _, src, _ in sources]
+    n = len(cols)
+    vcols = [f"v{i}" for i in range(n)]
+    ids = pl.col(row_id) if row_id in this.columns else pl.lit(None, dtype=pl.Utf8).alias(row_id)
+    rows = (
+        this.lazy()
+        .with_columns(ids, (pl.col(KEY) if KEY in this.columns else pl.lit(None, dtype=pl.Utf8).alias(KEY)))
+        .select(row_id, pl.col(KEY).hash().alias("_h"), pl.col(KEY).is_null().alias("_nokey"))
+        .with_row_index("_i")
+    )
+    this_k = _per_key(_values(this, cols), vcols).rename({KEY: "_h"})
+    base_k = (
+        _per_key(_values(base, cols), vcols)
+        .rename({KEY: "_h", **{v: f"{v}_b" for v in vcols}})
+        .with_columns(pl.lit(True).alias("_present"))
+    )
+    joined = rows.join(this_k, on="_h", how="left").join(base_k, on="_h", how="left").sort("_i")
+    matched = pl.col("_present").fill_null(False) & ~pl.col("_nokey")
+    exprs: list[pl.Expr] = [
+        pl.when(matched).then(pl.lit(MATCHED)).otherwise(pl.lit(NO_MATCH)).alias(MATCH_COLUMN)
+    ]
+    for i, (_, src, lower) in enumerate(sources):
+        delta = pl.when(matched).then(pl.col(f"v{i}") - pl.col(f"v{i}_b"))
+        up, down = (delta < -EPSILON, delta > EPSILON) if lower else (delta > EPSILON, delta < -EPSILON)
+        exprs += [
+            pl.when(matched).then(pl.col(f"v{i}_b")).alias(base_column(src)),
+            delta.alias(delta_column(src)),
+            up.fill_null(False).alias(improved_column(src)),
+            down.fill_null(False).alias(regressed_column(src)),
+        ]
+    return joined.select(row_id, *exprs).collect()
+
+
+def join_row_deltas(frame: pl.DataFrame, deltas: pl.DataFrame, row_id: str = "root_span_id") -> pl.DataFrame:
+    """``frame`` with the columns of :func:`row_deltas` (replacing earlier ones), in its order.
+
+    Rows ``deltas`` does not know (written since it was computed) show "no match".
+    """
+    old = [c for c in frame.columns if c.startswith(ROW_PREFIX)]
+    if old:
+        frame = frame.drop(old)
+    if row_id not in frame.columns:
+        return frame
+    out = frame.join(deltas, on=row_id, how="left", maintain_order="left")
+    return out.with_columns(pl.col(MATCH_COLUMN).fill_null(NO_MATCH))
+
+
+# -- comparison key ---------------------------------------------------------------------------
+
+_KEY_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+|\[\d+\])*")
+_KEY_ROOTS = ("input", "output", "expected", "metadata", "tags", "name", "error", "dataset_record_id", "origin")
+
+
+def parse_comparison_key(text: str) -> str | list[str]:
+    """A comparison key as typed (``input``, ``input.question``, ``[input.q, metadata.cat]``).
+
+    Paths are dotted, ``[N]`` indexes arrays. Raises ValueError saying what is wrong and where.
+    """
+    raw = text.strip()
+    if not raw:
+        raise ValueError("the comparison key is empty: give a path such as input or [input.q, metadata.category]")
+    is_list = raw.startswith("[") and raw.endswith("]") and not _KEY_PATH.fullmatch(raw)
+    body = raw[1:-1] if is_list else raw
+    parts = [p.strip() for p in body.split(",")]
+    if not is_list and len(parts) > 1:
+        raise ValueError("several paths go in brackets: [input.question, metadata.category]")
+    paths: list[str] = []
+    for n, part in enumerate(parts, 1):
+        where = f"path {n}" if is_list else "the path"
+        if not _KEY_PATH.fullmatch(part):
+            raise ValueError(f"{where} {part!r} is not a path (like input.question or metadata.items[0])")
+        root = part.split(".", 1)[0].split("[", 1)[0]
+        if root not in _KEY_ROOTS:
+            raise ValueError(f"{where} {part!r} starts with {root!r}; a key starts with one of {', '.join(_KEY_ROOTS)}")
+        # the store resolves dotted parts; an index is a numeric part
+        paths.append(re.sub(r"\[(\d+)\]", r".\1", part))
+    return paths if is_list else paths[0]
+
+
+def format_comparison_key(spec: str | list[str] | None) -> str:
+    if spec is None:
+        return "input"
+    return spec if isinstance(spec, str) else "[" + ", ".join(spec) + "]"
+
+
+# -- several experiments side by side -----------------------------------------------------------
+
+
+def compare_many(this: pl.DataFrame, bases: list[pl.DataFrame]) -> list[dict[str, Any]]:
+    """:func:`compare_frames` of ``this`` against each of ``bases`` (the summary table's columns)."""
+    return [compare_frames(this, b) for b in bases]
+
+
+def summary_rows(this_name: str, base_names: list[str], results: list[dict[str, Any]],
+                 this_only: dict[str, Any] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The summary table as text: a header and one row per score / metric.
+
+    Columns: the score or metric, this experiment's mean, then per compared experiment its
+    mean, the diff (this - that) and ↑improvements ↓regressions of this against it. Values
+    are formatted as ``evaltui summary`` prints them. ``this_only`` (compare_frames without a
+    base) gives the rows when nothing is compared.
+    """
+    head = ["metric", this_name]
+    for name in base_names:
+        head += [name, f"diff vs {name}", f"↑↓ vs {name}"]
+    first = results[0] if results else (this_only or compare_frames(pl.DataFrame()))
+    rows: list[list[str]] = []
+    for group, is_score in (("scores", True), ("metrics", False)):
+        names = list(dict.fromkeys(n for r in (results or [first]) for n in r[group]))
+        for name in names:
+            mine = next((r[group][name] for r in (results or [first]) if name in r[group]), None)
+            row = [name, _fmt(name, mine["mean"] if mine else None, is_score=is_score)]
+            for r in results:
+                e = r[group].get(name)
+                if e is None:
+                    row += ["-", "-", "-"]
+                    continue
+                row += [
+                    _fmt(name, e["base_mean"], is_score=is_score),
+                    _fmt(name, e["diff"], signed=True, is_score=is_score),
+                    f"↑{e['improvements']} ↓{e['regressions']}",
+                ]
+            rows.append(row)
+    return head, rows
+
+
+def table_markdown(head: list[str], rows: list[list[str]]) -> str:
+    def cell(s: str) -> str:
+        return s.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(head: list[str], rows: list[list[str]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(head)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def table_html(head: list[str], rows: list[list[str]], title: str = "") -> str:
+    from html import escape
+
+    out = ["<!doctype html>", '<meta charset="utf-8">', f"<title>{escape(title)}</title>", "<table>"]
+    if title:
+        out.append(f"<caption>{escape(title)}</caption>")
+    out.append("<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>")
+    out.append("<tbody>")
+    out += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows]
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out) + "\n"
+
+
+def histogram(frame: pl.DataFrame, column: str, bins: int = 12) -> list[int]:
+    """Counts of ``column``'s non-null values in ``bins`` equal-width bins (scores: over [0, 1])."""
+    if column not in frame.columns:
+        return [0] * bins
+    s = frame.get_column(column).cast(pl.Float64).drop_nulls().drop_nans()
+    if not len(s):
+        return [0] * bins
+    lo, hi = (0.0, 1.0) if column.startswith(SCORE_PREFIX) else (float(s.min()), float(s.max()))  # type: ignore[arg-type]
+    if hi <= lo:
+        return [len(s)] + [0] * (bins - 1)
+    idx = ((s - lo) / (hi - lo) * bins).floor().cast(pl.Int64).clip(0, bins - 1)
+    counts = idx.value_counts()
+    out = [0] * bins
+    for i, c in counts.iter_rows():
+        out[i] = c
+    return out

@@ -193,6 +193,10 @@ class ExperimentCommands(BindingCommands):
                     "run built-in scorers over the selected traces (or the one under the cursor)"))
         out.append(("Human scores: define…", screen.define_human_score,  # type: ignore[attr-defined]
                     "add a categorical, continuous or free-text score this project's reviewers fill in"))
+        from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS, open_layout
+
+        for name in LAYOUTS:
+            out.append((f"Layout: {LAYOUT_NAMES[name]}", partial(open_layout, screen, name), "L cycles the layouts"))
         return out
 
 

@@ -22,6 +22,7 @@ from evaltui.config import ColumnSettings
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
+from evaltui.tui.screens.compare_support import CompareMixin
 from evaltui.tui.screens.review import ReviewActions
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.screens.experiment_views import ExperimentViews
@@ -104,7 +105,7 @@ def settings_from(specs: list[ColumnSpec], defaults: list[ColumnSpec]) -> Column
     )
 
 
-class ExperimentScreen(ReviewActions, ExperimentViews, Screen[None]):
+class ExperimentScreen(CompareMixin, ReviewActions, ExperimentViews, Screen[None]):
     """Trace rows of one experiment; enter opens a trace, t shows spans, esc goes back."""
 
     HELP_GROUP = "Experiment"
@@ -147,6 +148,16 @@ class ExperimentScreen(ReviewActions, ExperimentViews, Screen[None]):
         Binding("K", "review_previous", "Previous trace", show=False, id="experiment.review-previous"),
         Binding("H", "human_score", "Human score…", show=False, id="experiment.human-score"),
         Binding("i", "comment", "Comment…", show=False, id="experiment.comment"),
+        # compare (screens/compare_support.py)
+        Binding("c", "compare", "Compare", id="experiment.compare"),
+        Binding("d", "diff_mode", "Diff mode", show=False, id="experiment.diff-mode"),
+        Binding("X", "diff_target", "Diff against next", show=False, id="experiment.diff-target"),
+        Binding("plus", "filter_changed('up')", "Filter to column's ↑", show=False, id="experiment.filter-improved"),
+        Binding("minus", "filter_changed('down')", "Filter to column's ↓", show=False,
+                id="experiment.filter-regressed"),
+        Binding("L", "layout", "Layouts", show=False, id="experiment.layout"),
+        Binding("vertical_line", "side_by_side", "Matching trace side by side", show=False,
+                id="experiment.side-by-side"),
     ]
 
     class RowsLoaded(Message):
@@ -272,7 +283,7 @@ class ExperimentScreen(ReviewActions, ExperimentViews, Screen[None]):
     def on_experiment_screen_rows_loaded(self, message: RowsLoaded) -> None:
         if message.row_type == "traces" and message.total is not None:
             self.total = message.total
-        self.frames[message.row_type] = message.frame
+        self.frames[message.row_type] = self.with_comparison(message.frame, message.row_type)
         self.complete[message.row_type] = message.complete
         if message.row_type == "traces" and not message.complete:
             # the first page paints before the rest loads (the load would slow the paint)
@@ -299,7 +310,8 @@ class ExperimentScreen(ReviewActions, ExperimentViews, Screen[None]):
         defaults = default_columns(frame, row_type)
         settings = self.app.config.column_settings(self.project, row_type)  # type: ignore[attr-defined]
         settings = self._view_columns_or(settings)
-        return apply_settings(defaults, settings), defaults
+        columns = apply_settings(defaults, settings)
+        return self.comparison_columns(columns, row_type), self.comparison_columns(defaults, row_type)
 
     def _show_frame(self) -> None:
         table = self.query_one(ExperimentTable)
@@ -341,6 +353,7 @@ class ExperimentScreen(ReviewActions, ExperimentViews, Screen[None]):
                 t.append(f"{n:,} of {frame.height:,} span rows", "bold")
             if not self.complete.get(self.row_type, True):
                 t.append(" (loading the rest…)", "italic")
+            self.comparison_title(t)
         t.append(" · ", "dim")
         t.append(safe_text(self.ref, 80), "bold")
         t.append(f"  [{self.row_type}]", "dim")

@@ -84,6 +84,10 @@ class ColumnSpec:
     visible: bool = True
     pinned: bool = False
     summary: str | None = None
+    # a frame column of deltas (this - base) shown after the value, green when better; lower
+    # is better for durations, tokens, cost and errors (``lower_is_better``)
+    delta_key: str | None = None
+    lower_is_better: bool = False
 
 
 # -- formatting (pure functions; a cell is a (text, tone) pair) -----------------------------
@@ -199,6 +203,51 @@ def format_cell(value: Any, kind: str, key: str = "") -> tuple[str, Any]:
     if key in _ERROR_KEYS:
         return str(value), "error"
     return (value if isinstance(value, str) else str(value)), ""
+
+
+class DeltaTone(tuple):
+    """A cell's tone when a delta follows its value: (value tone, delta cells, delta tone)."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: Any, suffix: int, delta: Any) -> DeltaTone:
+        return super().__new__(cls, (value, suffix, delta))
+
+    value = property(lambda self: self[0])
+    suffix = property(lambda self: self[1])
+    delta = property(lambda self: self[2])
+
+
+def format_delta(delta: Any, kind: str, lower_is_better: bool = False) -> tuple[str, Any]:
+    """A delta's text and tone: ``+0.12`` green when better, red when worse, ``=`` when equal."""
+    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
+        return "–", "dim"
+    d = float(delta)
+    if abs(d) <= 1e-9:
+        return "=", "dim"
+    sign = "+" if d > 0 else "-"
+    size = abs(d)
+    if kind == "score":
+        text = f"{size:.2f}"
+    elif kind == "duration":
+        text = format_duration(size)
+    elif kind == "cost":
+        text = format_cost(size)
+    elif kind == "tokens":
+        text = format_tokens(size)
+    else:
+        text = _format_number(round(size, 4) if size != int(size) else int(size))
+    better = (d < 0) if lower_is_better else (d > 0)
+    return sign + text, "success" if better else "error"
+
+
+def with_delta(text: str, tone: Any, delta: Any, spec: ColumnSpec) -> tuple[str, Any]:
+    """A value cell's text and tone with its delta appended (see ``ColumnSpec.delta_key``)."""
+    if delta is None and text in ("–", ""):
+        return text, tone
+    dtext, dtone = format_delta(delta, spec.kind if spec.kind != "status" else "number", spec.lower_is_better)
+    dtext = dtext.rjust(5)  # values of one column line up above "=" and "-0.20"
+    return f"{text} {dtext}", DeltaTone(tone, cell_len(dtext), dtone)
 
 
 def column_summary(frame: pl.DataFrame, spec: ColumnSpec) -> str | None:
@@ -1108,6 +1157,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         return self._styles
 
     def _tone_style(self, tone: Any) -> Style | None:
+        if isinstance(tone, DeltaTone):
+            tone = tone.value
         if tone == "":
             return None
         styles = self._get_styles()
@@ -1213,6 +1264,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         if missing:
             low, high = missing[0], missing[-1] + 1
             values = self._slice_values(self._rows.frame_indices(low, high))
+            deltas = self._slice_deltas(self._rows.frame_indices(low, high))
             layout, rh = self._layout, self.row_height
             for offset, display_row in enumerate(range(low, high)):
                 group = self._rows.group_at(display_row)
@@ -1222,6 +1274,8 @@ class ExperimentTable(ScrollView, can_focus=True):
                 row_cells = []
                 for col, column_values in zip(layout.columns, values, strict=True):
                     text, tone = format_cell(column_values[offset], col.kind, col.key)
+                    if col.delta_key is not None:
+                        text, tone = with_delta(text, tone, deltas.get(col.delta_key, [None] * (high - low))[offset], col)
                     row_cells.append((self._cell_lines(text, col, rh), tone))
                 cells.set(display_row, row_cells)
         for display_row in range(start, end):
@@ -1253,6 +1307,17 @@ class ExperimentTable(ScrollView, can_focus=True):
             out.append([None if i is None else next(it) for i in indices])
         return out
 
+    def _slice_deltas(self, indices: list[int | None]) -> dict[str, list[Any]]:
+        """Values of the visible columns' ``delta_key`` columns for these frame rows."""
+        keys = {c.delta_key for c in self._layout.columns if c.delta_key is not None}
+        keys &= set(self._frame.columns)
+        if not keys:
+            return {}
+        view = self._frame.select(sorted(keys))
+        real = [i for i in indices if i is not None]
+        got = {k: iter(view.get_column(k).gather(real).to_list()) for k in keys}
+        return {k: [None if i is None else next(it) for i in indices] for k, it in got.items()}
+
     def _render_row(self, row: int, cells: list[tuple[list[str], Any]]) -> list[tuple[Strip, Strip]]:
         layout = self._layout
         styles = self._get_styles()
@@ -1280,6 +1345,10 @@ class ExperimentTable(ScrollView, can_focus=True):
             align_right = col.kind in _NUMERIC_KINDS
             for sub in range(rh):
                 content = lines[sub] if sub < len(lines) else ""
+                if isinstance(tone, DeltaTone) and sub == 0 and not (is_cursor_row and i == self._cursor_column):
+                    for seg in self._delta_segments(content, col, tone, row_style):
+                        add(part, sub, seg.text, seg.style or row_style)
+                    continue
                 text = " " + _fit_cell(content, col.width, align_right)
                 if self._search and self._search in text.lower():
                     for seg in self._highlight(text, style):
@@ -1296,6 +1365,16 @@ class ExperimentTable(ScrollView, can_focus=True):
         return [
             (strip(parts[0][sub], layout.pinned_width), strip(parts[1][sub], layout.scroll_width))
             for sub in range(rh)
+        ]
+
+    def _delta_segments(self, content: str, col: ColumnSpec, tone: DeltaTone, row_style: Style) -> list[Segment]:
+        """A value cell with its delta (the last ``tone.suffix`` cells) in the delta's tone."""
+        text = " " + _fit_cell(content, col.width, True)
+        cut = len(text) - tone.suffix if cell_len(text) == len(text) else len(text)
+        value_style, delta_style = self._tone_style(tone.value), self._tone_style(tone.delta)
+        return [
+            Segment(text[:cut], row_style + value_style if value_style is not None else row_style),
+            Segment(text[cut:], row_style + delta_style if delta_style is not None else row_style),
         ]
 
     @staticmethod

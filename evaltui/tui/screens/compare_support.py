@@ -1,0 +1,435 @@
+"""Comparing the experiment screen's experiment with others (issue 5), kept out of the screen.
+
+``CompareMixin`` gives :class:`~evaltui.tui.screens.experiment.ExperimentScreen` its keys:
+``c`` picks experiments to compare with, ``+`` / ``-`` filter to the current column's
+improvements / regressions, ``d`` shows a word diff of the current row against its match,
+``L`` switches layouts (grid, summary cards, summary table, details). The numbers come from
+:mod:`evaltui.query.compare` (the functions ``evaltui summary --compare`` calls), so they are
+the CLI's by construction.
+
+The table shows deltas through a generic hook: :func:`compare_columns` gives each score and
+metric column a ``delta_key`` naming a ``compare.delta.*`` column that
+:func:`~evaltui.query.compare.join_row_deltas` adds to the screen's trace frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import polars as pl
+from rich.text import Text
+from textual import work
+from textual.message import Message
+from textual.timer import Timer
+
+from evaltui.query.compare import (
+    MATCH_COLUMN,
+    METRICS,
+    SCORE_PREFIX,
+    _fmt,
+    compare_frames,
+    delta_column,
+    improved_column,
+    join_row_deltas,
+    regressed_column,
+    row_deltas,
+)
+from evaltui.store import (
+    find_experiment,
+    load_experiments,
+    load_trace_rows,
+    project_settings,
+)
+from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
+from evaltui.tui.widgets.text_safety import safe_text
+
+MAX_COMPARED = 8
+# table column -> the trace-row column compare_frames reports it under
+_METRIC_SOURCE = {"duration": "duration", "tokens": "tokens", "estimated_cost": "estimated_cost",
+                  "errors": "has_error", "has_error": "has_error"}
+_METRIC_NAME = {col: name for name, col in METRICS.items()}
+# the widest value + delta each kind needs, so the two fit side by side
+_MIN_WIDTH = {"score": 11, "duration": 15, "tokens": 15, "cost": 17, "number": 8, "status": 10}
+MAX_SUMMARY_WIDTH = 24
+
+
+@dataclass
+class Comparison:
+    """This experiment compared with ``bases`` (the first is the base the table's deltas use)."""
+
+    experiment: dict[str, Any]
+    bases: list[dict[str, Any]]
+    this: pl.DataFrame  # trace rows of this experiment, as compared
+    base_frames: list[pl.DataFrame]
+    results: list[dict[str, Any]]  # compare_frames(this, base) per base
+    rows: pl.DataFrame  # row_deltas(this, bases[0])
+    key_spec: Any = "input"
+    only: dict[str, Any] = field(default_factory=dict)  # compare_frames(this) (no base)
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return self.bases[0]
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return self.results[0]
+
+    def entry(self, source: str) -> tuple[str, dict[str, Any], bool] | None:
+        """(name, compare_frames entry, is_score) of a trace-row column, or None."""
+        if source.startswith(SCORE_PREFIX):
+            name = source[len(SCORE_PREFIX):]
+            e = self.result["scores"].get(name)
+            return (name, e, True) if e else None
+        name = _METRIC_NAME.get(source)
+        e = self.result["metrics"].get(name) if name else None
+        return (name, e, False) if e and name else None
+
+    def matched_rows(self) -> int:
+        return int((self.rows.get_column(MATCH_COLUMN) == "matched").sum()) if self.rows.height else 0
+
+
+def compute_comparison(store: Any, experiment: dict[str, Any], base_ids: list[str]) -> Comparison:
+    """Load and compare (call from a worker): the same functions as ``evaltui summary``."""
+    this = load_trace_rows(store, experiment["id"])
+    bases = [find_experiment(store, b) for b in base_ids]
+    frames = [load_trace_rows(store, b["id"]) for b in bases]
+    results = [compare_frames(this, f) for f in frames]
+    rows = row_deltas(this, frames[0])
+    spec = project_settings(store, experiment["project_id"]).get("comparison_key") or "input"
+    return Comparison(experiment, bases, this, frames, results, rows, spec, compare_frames(this))
+
+
+def source_of(key: str) -> str | None:
+    """The compared trace-row column a table column shows (``errors`` counts: the error rate)."""
+    if key.startswith(SCORE_PREFIX):
+        return key
+    return _METRIC_SOURCE.get(key)
+
+
+def header_summary(name: str, entry: dict[str, Any], is_score: bool) -> str:
+    """``μ 85.00% +3.00pp ↑12 ↓30``: the figures ``evaltui summary --compare`` prints."""
+    mean = _fmt(name, entry["mean"], is_score=is_score)
+    diff = _fmt(name, entry["diff"], signed=True, is_score=is_score)
+    return f"{mean} {diff} ↑{entry['improvements']} ↓{entry['regressions']}"
+
+
+def compare_columns(columns: list[ColumnSpec], comparison: Comparison | None) -> list[ColumnSpec]:
+    """``columns`` with deltas on compared scores and metrics and a "Base match" column.
+
+    Widths only grow to a minimum (never add up), so saving these specs and applying them
+    again gives the same widths.
+    """
+    if comparison is None or not columns or "root_span_id" not in comparison.rows.columns:
+        return columns
+    out: list[ColumnSpec] = []
+    for spec in columns:
+        source = source_of(spec.key)
+        found = comparison.entry(source) if source else None
+        if found is None or delta_column(source or "") not in comparison.rows.columns:
+            out.append(spec)
+            continue
+        name, entry, is_score = found
+        summary = header_summary(name, entry, is_score)
+        width = max(spec.width, _MIN_WIDTH.get(spec.kind, 10), min(len(summary), MAX_SUMMARY_WIDTH))
+        out.append(replace(spec, width=width, summary=summary, delta_key=delta_column(source or ""),
+                           lower_is_better=not is_score))
+    # the frame's compare.match column gets a generic hidden spec from the defaults: ours wins
+    out = [s for s in out if s.key != MATCH_COLUMN]
+    matched = comparison.matched_rows()
+    label = "vs " + str(comparison.base["name"])
+    spec = ColumnSpec(MATCH_COLUMN, label, max(10, min(16, len(label))), "status",
+                      summary=f"{matched:,}/{comparison.rows.height:,}")
+    at = next((i for i, s in enumerate(out) if s.visible and not s.pinned), len(out))
+    out.insert(at, spec)
+    return out
+
+
+class CompareMixin:
+    """The experiment screen's compare keys and state (see the module docstring)."""
+
+    comparison: Comparison | None = None
+    diff_mode: bool = False
+    _diff_timer: Timer | None = None
+
+    class ComparisonReady(Message):
+        def __init__(self, comparison: Comparison | None, error: str | None = None, note: str = "") -> None:
+            self.comparison = comparison
+            self.error = error
+            self.note = note
+            super().__init__()
+
+    # -- picking -----------------------------------------------------------------------------
+
+    def action_compare(self) -> None:
+        from evaltui.tui.screens.compare_picker import ComparePicker
+
+        current = [b["id"] for b in self.comparison.bases] if self.comparison else None
+        self.app.push_screen(ComparePicker(self.experiment, current), self._compare_chosen)  # type: ignore[attr-defined]
+
+    def _compare_chosen(self, choice: Any) -> None:
+        if choice is None:
+            return
+        ids, note = choice
+        if not ids:
+            self.clear_comparison()
+            return
+        self._set_title_note("comparing…")
+        self.run_comparison(list(ids)[:MAX_COMPARED], note)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
+    def run_comparison(self, base_ids: list[str], note: str = "") -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        try:
+            comparison = compute_comparison(store, self.experiment, base_ids)  # type: ignore[attr-defined]
+        except Exception as e:
+            self.post_message(self.ComparisonReady(None, f"could not compare: {e}"))  # type: ignore[attr-defined]
+            return
+        self.post_message(self.ComparisonReady(comparison, note=note))  # type: ignore[attr-defined]
+
+    def on_compare_mixin_comparison_ready(self, message: ComparisonReady) -> None:
+        if message.comparison is None:
+            self.app.notify(safe_text(message.error or "compare failed", 300), severity="error", markup=False)  # type: ignore[attr-defined]
+            self._set_title_note("")
+            return
+        c = message.comparison
+        self.comparison = c
+        self._refresh_comparison()
+        matched, rows = c.matched_rows(), c.rows.height
+        text = (f"Compared with {c.base['name']}: {c.result['matched']:,} cases matched"
+                f" ({matched:,} of {rows:,} rows)")
+        if len(c.bases) > 1:
+            text += f" (+{len(c.bases) - 1} more in the layouts, L)"
+        if message.note:
+            text = message.note + ". " + text
+        self.app.notify(safe_text(text, 300), markup=False, timeout=4)  # type: ignore[attr-defined]
+
+    def clear_comparison(self) -> None:
+        self.comparison = None
+        self._refresh_comparison()
+        if self.diff_mode:
+            self.update_diff()
+
+    def _refresh_comparison(self) -> None:
+        """Join (or drop) the deltas in the trace frame and show it again, filter included."""
+        frame = self.frames.get("traces")  # type: ignore[attr-defined]
+        if frame is not None:
+            self.frames["traces"] = self.with_comparison(frame, "traces")  # type: ignore[attr-defined]
+            self.filtered.pop("traces", None)  # type: ignore[attr-defined]
+            if self.row_type == "traces":  # type: ignore[attr-defined]
+                if self.filter_text is not None:  # type: ignore[attr-defined]
+                    self.run_filter("traces", self.filter_text, self.frames["traces"], quiet=True)  # type: ignore[attr-defined]
+                else:
+                    self._show_frame()  # type: ignore[attr-defined]
+        self._set_title_note("")
+        self.refresh_bindings()  # type: ignore[attr-defined]
+
+    def _set_title_note(self, note: str) -> None:
+        self._update_title(note)  # type: ignore[attr-defined]
+
+    # -- hooks the screen calls ----------------------------------------------------------------
+
+    def with_comparison(self, frame: pl.DataFrame, row_type: str) -> pl.DataFrame:
+        """``frame`` with the comparison's per-row columns (trace rows), or without any."""
+        if row_type != "traces":
+            return frame
+        if self.comparison is None:
+            old = [c for c in frame.columns if c.startswith("compare.")]
+            return frame.drop(old) if old else frame
+        return join_row_deltas(frame, self.comparison.rows)
+
+    def comparison_columns(self, columns: list[ColumnSpec], row_type: str) -> list[ColumnSpec]:
+        return compare_columns(columns, self.comparison) if row_type == "traces" else columns
+
+    def comparison_title(self, t: Text) -> None:
+        c = self.comparison
+        if c is None:
+            return
+        t.append(" · ", "dim")
+        t.append("vs ", "dim")
+        t.append(safe_text(str(c.base["name"]), 40), "bold")
+        r = c.result
+        # the case counts of `evaltui summary --compare` (trials are one case)
+        t.append(f" {r['matched']:,} matched", "")
+        t.append(f", {r['unmatched']:,} no match", "bold yellow" if r["unmatched"] else "dim")
+        if len(c.bases) > 1:
+            t.append(f" (+{len(c.bases) - 1})", "dim")
+
+    # -- ↑ / ↓ filters ----------------------------------------------------------------------------
+
+    def action_filter_changed(self, which: str) -> None:
+        """Filter the table to the current column's improvements (``up``) or regressions."""
+        c = self.comparison
+        if c is None:
+            self.app.notify("Compare first (c), then + / - filter to a column's ↑ / ↓ rows", severity="warning")  # type: ignore[attr-defined]
+            return
+        if self.row_type != "traces":  # type: ignore[attr-defined]
+            self.app.notify("↑ / ↓ filters work on trace rows (t)", severity="warning")  # type: ignore[attr-defined]
+            return
+        table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
+        cols = table.visible_columns
+        key = cols[table.cursor_column].key if cols else ""
+        source = source_of(key)
+        if source is None or c.entry(source) is None:
+            self.app.notify("Put the cursor on a score or metric column to filter by its ↑ / ↓", severity="warning")  # type: ignore[attr-defined]
+            return
+        self.filter_to(improved_column(source) if which == "up" else regressed_column(source))
+
+    def filter_to(self, text: str) -> None:
+        """Apply ``text`` through the screen's filter flow (shown in the title, esc clears)."""
+        frame = self.frames.get("traces")  # type: ignore[attr-defined]
+        if frame is None:
+            return
+        if self.row_type != "traces":  # type: ignore[attr-defined]
+            self.action_toggle_rows()  # type: ignore[attr-defined]
+        self.run_filter("traces", text, frame)  # type: ignore[attr-defined]
+
+    # -- diff mode -------------------------------------------------------------------------------
+
+    async def action_diff_mode(self) -> None:
+        from evaltui.tui.widgets.diff_view import DiffPanel
+
+        if self.diff_mode:
+            self._hide_diff()
+            return
+        self.diff_mode = True
+        panels = self.query(DiffPanel)  # type: ignore[attr-defined]
+        if panels:
+            panels.first().display = True
+        else:
+            await self.mount(DiffPanel(id="diff-panel"), after=self.query_one("#exp-body"))  # type: ignore[attr-defined]
+        self.update_diff()
+
+    def _hide_diff(self) -> None:
+        from evaltui.tui.widgets.diff_view import DiffPanel
+
+        self.diff_mode = False
+        for p in self.query(DiffPanel):  # type: ignore[attr-defined]
+            p.display = False
+
+    def action_diff_target(self) -> None:
+        from evaltui.tui.widgets.diff_view import DiffPanel
+
+        if not self.diff_mode:
+            return
+        panel = self.query_one(DiffPanel)  # type: ignore[attr-defined]
+        panel.next_target(len(self.comparison.bases) if self.comparison else 0)
+        self.update_diff()
+
+    def on_experiment_table_row_highlighted(self, event: ExperimentTable.RowHighlighted) -> None:
+        if not self.diff_mode:
+            return
+        if self._diff_timer is not None:
+            self._diff_timer.stop()
+        self._diff_timer = self.set_timer(0.1, self.update_diff)  # type: ignore[attr-defined]
+
+    def update_diff(self) -> None:
+        from evaltui.tui.widgets.diff_view import DiffPanel
+
+        if not self.diff_mode:
+            return
+        panel = self.query_one(DiffPanel)  # type: ignore[attr-defined]
+        row = self.query_one(ExperimentTable).current_row()  # type: ignore[attr-defined]
+        if not row:
+            panel.show_message("no row")
+            return
+        panel.load(self.app.store, self.experiment, row, self.comparison)  # type: ignore[attr-defined]
+
+    # -- the compared experiment's trace beside this one ----------------------------------------
+
+    side_by_side: bool = False
+
+    class TwinLoaded(Message):
+        def __init__(self, for_root: str, trace: Any, note: str = "") -> None:
+            self.for_root = for_root
+            self.trace = trace
+            self.note = note
+            super().__init__()
+
+    async def action_side_by_side(self) -> None:
+        """Show the matching trace of the base experiment in a second trace pane (or hide it)."""
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        if self.side_by_side:
+            self.side_by_side = False
+            self.remove_class("-twin")  # type: ignore[attr-defined]
+            return
+        if self.comparison is None or not self.pane_open:  # type: ignore[attr-defined]
+            self.app.notify("Compare (c) and open a trace (enter) to see its match side by side",  # type: ignore[attr-defined]
+                            severity="warning")
+            return
+        self.side_by_side = True
+        if not self.query("#pane-compare"):  # type: ignore[attr-defined]
+            await self.query_one("#exp-body").mount(TracePane(id="pane-compare"))  # type: ignore[attr-defined]
+        self.add_class("-twin")  # type: ignore[attr-defined]
+        main = self.query_one("#pane", TracePane)  # type: ignore[attr-defined]
+        main.border_title = safe_text(str(self.experiment["name"]), 40)  # type: ignore[attr-defined]
+        if main.trace is not None:
+            self._load_twin(main.trace.root_span_id)
+
+    def on_experiment_screen_trace_loaded(self, message: Any) -> None:
+        # runs after the screen's own handler (Textual calls each class's handler in the MRO)
+        if self.side_by_side and message.trace is not None:
+            self._load_twin(message.trace.root_span_id)
+
+    def _load_twin(self, root_span_id: str) -> None:
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        c = self.comparison
+        if c is None:
+            return
+        pane = self.query_one("#pane-compare", TracePane)  # type: ignore[attr-defined]
+        pane.border_title = safe_text(str(c.base["name"]), 40)
+        pane.show_loading("the matching trace")
+        self.load_twin(root_span_id, c)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="twin")
+    def load_twin(self, root_span_id: str, c: Comparison) -> None:
+        from evaltui.query.compare import KEY
+        from evaltui.store import load_trace_spans
+        from evaltui.tui.widgets.trace_data import TraceData
+        from evaltui.tui.widgets.trace_tree import prepare_labels
+
+        store = self.app.store  # type: ignore[attr-defined]
+        try:
+            mine = c.this.filter(pl.col("root_span_id") == root_span_id)
+            key = mine[KEY][0] if mine.height and KEY in mine.columns else None
+            base = c.base_frames[0]
+            partner = base.filter(pl.col(KEY) == key) if key is not None and KEY in base.columns else base.clear()
+            if partner.height == 0:
+                self.post_message(self.TwinLoaded(root_span_id, None, "no match in " + str(c.base["name"])))  # type: ignore[attr-defined]
+                return
+            root = partner["root_span_id"][0]
+            trace = TraceData.from_frame(c.base["id"], root, load_trace_spans(store, c.base["id"], root))
+            prepare_labels(trace)
+        except Exception as e:
+            self.post_message(self.TwinLoaded(root_span_id, None, f"could not load the matching trace: {e}"))  # type: ignore[attr-defined]
+            return
+        note = f"{partner.height} trials; showing the first" if partner.height > 1 else ""
+        self.post_message(self.TwinLoaded(root_span_id, trace, note))  # type: ignore[attr-defined]
+
+    def on_compare_mixin_twin_loaded(self, message: TwinLoaded) -> None:
+        from evaltui.tui.widgets.trace_pane import TracePane
+
+        if not self.side_by_side or not self.query("#pane-compare"):  # type: ignore[attr-defined]
+            return
+        pane = self.query_one("#pane-compare", TracePane)  # type: ignore[attr-defined]
+        if message.trace is None:
+            pane.show_error(message.note)
+            return
+        pane.show_trace(message.trace)
+        if message.note:
+            pane.border_subtitle = safe_text(message.note, 60)
+
+    # -- layouts -----------------------------------------------------------------------------------
+
+    def action_layout(self) -> None:
+        from evaltui.tui.screens.compare_layouts import LAYOUTS, open_layout
+
+        open_layout(self, LAYOUTS[0])
+
+
+def other_experiments(store: Any, experiment: dict[str, Any]) -> pl.DataFrame:
+    """The project's experiments but this one, newest first (the picker's list)."""
+    frame = load_experiments(store, experiment["project"])
+    return frame.filter(pl.col("id") != experiment["id"])
