@@ -23,6 +23,7 @@ class FooterItem(NamedTuple):
     key_display: str
     description: str
     enabled: bool
+    keep: bool = False  # shown even when the keys before it do not all fit (help)
 
 
 PALETTE_LABEL = "palette"
@@ -92,7 +93,8 @@ class KeyFooter(Widget, can_focus=False):
             if not binding.show or binding.action in seen:
                 continue
             seen.add(binding.action)  # several keys for one action: the first is shown
-            items.append(FooterItem(binding.key, app.get_key_display(binding), binding.description, enabled))
+            items.append(FooterItem(binding.key, app.get_key_display(binding), binding.description, enabled,
+                                    keep=binding.id == "app.help"))
         palette = None
         if app.ENABLE_COMMAND_PALETTE:
             active = bindings.get(app.COMMAND_PALETTE_BINDING)
@@ -127,12 +129,24 @@ class KeyFooter(Widget, can_focus=False):
         hits: list[tuple[int, int, str]] = []
         x = 0
         room = max(0, width - right_cells)
-        for item in self._items:
+
+        def cells_of(item: FooterItem) -> int:
+            return cell_len(f" {item.key_display} ") + cell_len(f"{item.description} ")
+
+        kept = [i for i in self._items if i.keep]
+        if sum(cells_of(i) for i in self._items) > room:
+            room -= sum(cells_of(i) for i in kept)  # help stays on screen when other keys must go
+            items = [i for i in self._items if not i.keep]
+        else:
+            kept, items = [], self._items
+        full = False
+        for item in [*items, *kept]:
             key_text = f" {item.key_display} "
             desc_text = f"{item.description} "
             cells = cell_len(key_text) + cell_len(desc_text)
-            if x + cells > room:
-                break  # whole keys only: a key cut in half helps no one
+            if not item.keep and (full or x + cells > room):
+                full = True  # whole keys only, in order: a key cut in half helps no one
+                continue
             k, d = (key_style, desc_style) if item.enabled else (key_style + dim, desc_style + dim)
             segments += [Segment(key_text, k), Segment(desc_text, d)]
             hits.append((x, x + cells, item.key))
