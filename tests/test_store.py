@@ -539,3 +539,48 @@ def test_non_ascii_score_and_metadata_names_read_back(db: st.Store) -> None:
     st.write_spans(db, [span(eid, "r", type="eval", scores={"précision": 0.5}, metadata={"modèle": "m1"})])
     row = st.load_trace_rows(db, eid).row(0, named=True)
     assert row["scores.précision"] == 0.5 and row["metadata.modèle"] == "m1"
+
+
+def _one_span_traces(eid: str, n: int) -> list[dict]:
+    return [{"id": f"r{i}", "experiment_id": eid, "span_id": f"r{i}", "root_span_id": f"r{i}",
+             "input": f"q{i}", "scores": {"acc": (i % 4) / 4, "judge": None if i % 3 else 1.0},
+             "error": {"message": "boom"} if i % 10 == 0 else None,
+             "metrics": {"start": float(i), "end": float(i) + 1}} for i in range(n)]
+
+
+def test_experiment_counts_and_means_follow_every_change(tmp_path: Path) -> None:
+    """The list's figures are remembered per rows_version: a review or a new trace shows at once."""
+    store = st.Store(tmp_path / "s.db")
+    eid = st.create_experiment(store, "p", "e")
+    st.write_spans(store, _one_span_traces(eid, 8))
+    row = st.load_experiments(store).row(0, named=True)
+    assert (row["traces"], row["errors"], row["reviewed"]) == (8, 1, 0)
+    assert json.loads(row["score_means"]) == {"acc": pytest.approx(0.375), "judge": 1.0}
+    st.set_review(store, eid, ["r1", "r2"], user="ann", review_status="reviewed")
+    st.write_spans(store, [{**_one_span_traces(eid, 11)[10], "scores": {"acc": 1.0}}])
+    row = st.load_experiments(store).row(0, named=True)
+    assert (row["traces"], row["errors"], row["reviewed"]) == (9, 2, 2)
+    assert json.loads(row["score_means"])["acc"] == pytest.approx((0.375 * 8 + 1.0) / 9)
+
+
+def test_experiment_stats_from_the_frame_cache_equal_sql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALTUI_CACHE_DIR", str(tmp_path / "cache"))
+    from evaltui.store import readers
+
+    store = st.Store(tmp_path / "big.db")
+    eid = st.create_experiment(store, "p", "big")
+    st.write_spans(store, _one_span_traces(eid, frame_cache.MIN_ROWS + 7))
+    readers._STATS.clear()
+    from_sql = st.load_experiments(store).row(0, named=True)
+    st.load_trace_rows(store, eid)  # writes the snapshot
+    readers._STATS.clear()
+    calls: list[str] = []
+    store.conn.set_trace_callback(calls.append)
+    from_cache = st.load_experiments(store).row(0, named=True)
+    store.conn.set_trace_callback(None)
+    assert not any("avg(json_extract" in c for c in calls)  # no scan of the trace rows
+    assert {k: from_cache[k] for k in ("traces", "errors", "scorer_errors", "reviewed")} == {
+        k: from_sql[k] for k in ("traces", "errors", "scorer_errors", "reviewed")}
+    means_sql, means_cache = json.loads(from_sql["score_means"]), json.loads(from_cache["score_means"])
+    assert means_sql.keys() == means_cache.keys() and all(
+        means_cache[k] == pytest.approx(means_sql[k]) for k in means_sql)

@@ -39,12 +39,18 @@ def cache_root() -> Path:
     return platformdirs.user_cache_path("evaltui") / "frames"
 
 
+def store_identity(store: Store) -> str:
+    """Which database this is: its real path and the uid written when it was created (a file
+    deleted and made again at the same path is another database)."""
+    uid = store.read("SELECT value FROM store_info WHERE key = 'uid'")
+    where = ":memory:" if str(store.path) == ":memory:" else os.path.realpath(store.path)
+    return f"{where}\0{uid[0][0] if uid else id(store)}"
+
+
 def _store_dir(store: Store) -> Path | None:
     if str(store.path) == ":memory:":
         return None
-    uid = store.read("SELECT value FROM store_info WHERE key = 'uid'")
-    ident = f"{os.path.realpath(store.path)}\0{uid[0][0] if uid else ''}"
-    return cache_root() / hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
+    return cache_root() / hashlib.blake2b(store_identity(store).encode(), digest_size=8).hexdigest()
 
 
 @contextlib.contextmanager
@@ -90,6 +96,21 @@ def _read(path: Path) -> pl.DataFrame | None:
         return pl.read_ipc(path)
     except (OSError, pl.exceptions.PolarsError):  # a torn or foreign file: rebuild from SQLite
         return None
+
+
+def current_trace_rows(store: Store, experiment_id: str, version: int) -> pl.LazyFrame | None:
+    """The cached snapshot of an experiment's trace rows if it is exactly ``version``, lazily
+    (only the columns asked for are read), else None: nothing is read from SQLite."""
+    directory = _store_dir(store)
+    if directory is None:
+        return None
+    for v, path in _snapshots(directory, f"{experiment_id}-traces-{FORMAT}"):
+        if v == version:
+            try:
+                return pl.scan_ipc(path)
+            except (OSError, pl.exceptions.PolarsError):
+                return None
+    return None
 
 
 def trace_rows(store: Store, experiment_id: str) -> pl.DataFrame:

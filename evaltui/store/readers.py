@@ -287,12 +287,11 @@ _EXPERIMENT_COLUMNS: list[tuple[str, str, pl.DataType]] = [
     ("params", "e.params", pl.Utf8),
     ("repo_info", "e.repo_info", pl.Utf8),
     ("tags", "e.tags", pl.Utf8),
-    ("traces", "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id)", pl.Int64),
-    ("errors", "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id AND t.has_error)", pl.Int64),
-    ("scorer_errors",
-     "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id AND t.scorer_errors > 0)", pl.Int64),
-    ("reviewed",
-     "(SELECT count(*) FROM traces t WHERE t.experiment_id = e.id AND t.review_status = 'reviewed')", pl.Int64),
+    ("rows_version", "e.rows_version", pl.Int64),
+]
+# filled per experiment by experiment_stats (one scan of its trace rows, remembered per version)
+_STAT_COLUMNS: list[tuple[str, pl.DataType]] = [
+    ("traces", pl.Int64), ("errors", pl.Int64), ("scorer_errors", pl.Int64), ("reviewed", pl.Int64),
 ]
 
 
@@ -308,24 +307,82 @@ def load_experiments(store: Store, project: str | None = None) -> pl.DataFrame:
     )
     schema = [(name, dtype) for name, _, dtype in _EXPERIMENT_COLUMNS]
     frame = _frame(store, sql, params, schema)
-    means = score_means(store, frame["id"].to_list()) if frame.height else {}
-    return frame.with_columns(
-        pl.Series("score_means", [json.dumps(means.get(i, {})) for i in frame["id"]], dtype=pl.Utf8)
-    )
+    ids, versions = frame["id"].to_list(), frame["rows_version"].to_list()
+    stats = experiment_stats(store, dict(zip(ids, versions, strict=True)))
+    columns = [pl.Series(name, [stats[i][name] for i in ids], dtype=dtype) for name, dtype in _STAT_COLUMNS]
+    columns.append(pl.Series("score_means", [json.dumps(stats[i]["score_means"]) for i in ids], dtype=pl.Utf8))
+    return frame.drop("rows_version").with_columns(columns)
+
+
+# (database identity, experiment id) -> (rows_version, stats): every write to an experiment's
+# trace rows bumps its rows_version, so a remembered figure is current while the version is.
+_STATS: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+
+
+def experiment_stats(store: Store, versions: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per experiment (id -> rows_version): trace, error, scorer-error and reviewed counts and
+    each score's mean, from one scan of its trace rows; unchanged experiments are not re-read
+    (the experiment list, Analyze's trends and the baseline resolution all ask again)."""
+    from evaltui.store.frame_cache import store_identity
+
+    ident = store_identity(store)
+    out: dict[str, dict[str, Any]] = {}
+    for eid, version in versions.items():
+        hit = _STATS.get((ident, eid))
+        if hit is not None and hit[0] == version:
+            out[eid] = hit[1]
+            continue
+        names = experiment_fields(store, eid)["score"]
+        stats = _stats_from_cache(store, eid, version, names)
+        if stats is not None:
+            _STATS[(ident, eid)] = (version, stats)
+            out[eid] = stats
+            continue
+        avgs = "".join(", avg(json_extract(scores, ?))" for _ in names)
+        row = store.read(
+            "SELECT count(*), coalesce(sum(has_error != 0), 0), coalesce(sum(scorer_errors > 0), 0),"
+            f" coalesce(sum(review_status = 'reviewed'), 0){avgs} FROM traces WHERE experiment_id = ?",
+            [*map(_json_path, names), eid],
+        )[0]
+        stats = {"traces": row[0], "errors": row[1], "scorer_errors": row[2], "reviewed": row[3],
+                 "score_means": dict(zip(names, row[4:], strict=True))}
+        _STATS[(ident, eid)] = (version, stats)
+        out[eid] = stats
+    return out
+
+
+def _stats_from_cache(store: Store, eid: str, version: int, names: list[str]) -> dict[str, Any] | None:
+    """experiment_stats from a current frame-cache snapshot (columns read, no SQL scan)."""
+    from evaltui.store.frame_cache import current_trace_rows
+
+    lazy = current_trace_rows(store, eid, version)
+    if lazy is None:
+        return None
+    try:
+        cols = set(lazy.collect_schema().names())
+        if not {"has_error", "scorer_errors", "review_status"} <= cols or any(f"scores.{n}" not in cols for n in names):
+            return None
+        row = lazy.select(
+            pl.len().alias("traces"),
+            (pl.col("has_error").cast(pl.Int64) != 0).sum().alias("errors"),
+            (pl.col("scorer_errors") > 0).sum().alias("scorer_errors"),
+            (pl.col("review_status") == "reviewed").sum().alias("reviewed"),
+            *(pl.col(f"scores.{n}").mean().alias(f"scores.{n}") for n in names),
+        ).collect().row(0, named=True)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    return {"traces": row["traces"], "errors": row["errors"], "scorer_errors": row["scorer_errors"],
+            "reviewed": row["reviewed"], "score_means": {n: row[f"scores.{n}"] for n in names}}
 
 
 def score_means(store: Store, experiment_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """Per experiment, each score's mean over its traces (non-null values)."""
-    out: dict[str, dict[str, float | None]] = {}
-    for eid in experiment_ids:
-        names = experiment_fields(store, eid)["score"]
-        if not names:
-            out[eid] = {}
-            continue
-        avgs = ", ".join("avg(json_extract(scores, ?))" for _ in names)
-        row = store.read(f"SELECT {avgs} FROM traces WHERE experiment_id = ?", [*map(_json_path, names), eid])[0]
-        out[eid] = dict(zip(names, row, strict=True))
-    return out
+    if not experiment_ids:
+        return {}
+    marks = ", ".join("?" for _ in experiment_ids)
+    versions = dict(store.read(f"SELECT id, rows_version FROM experiments WHERE id IN ({marks})", list(experiment_ids)))
+    stats = experiment_stats(store, {eid: versions.get(eid, -1) for eid in experiment_ids})
+    return {eid: stats[eid]["score_means"] for eid in experiment_ids}
 
 
 def load_projects(store: Store) -> pl.DataFrame:
