@@ -164,6 +164,8 @@ def _bare_insert_rate(db: Path, batches: list[list[tuple]]) -> float:
 
 def _bare_insert_rates(db: Path, batches: list[list[tuple]]) -> tuple[float, float]:
     """(wall-clock, CPU-time) spans/s of the bare insert (see :func:`_bare_insert_rate`)."""
+    for stale in db.parent.glob(db.name + "*"):  # a run before this one, in a kept --workdir
+        stale.unlink()
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -504,6 +506,8 @@ def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figur
     src = workdir / "import.jsonl"
     size = _write_generic_jsonl(src, rows)
     proc = psutil.Process()
+    for stale in workdir.glob("import.db*"):  # a run before this one, in a kept --workdir
+        stale.unlink()
     store = st.Store(workdir / "import.db")
     figures: list[Figure] = []
     try:
@@ -811,6 +815,9 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
                 print(f"running {bench.__doc__.splitlines()[0] if bench.__doc__ else bench.__name__} ...",
                       file=sys.stderr, flush=True)
             figures.extend(bench(workdir, traces, spans_per_trace))
+            if bench is bench_store and keep:  # a later --only run in this --workdir reuses it
+                (workdir / "bench-store.json").write_text(
+                    json.dumps({"traces": traces, "spans_per_trace": spans_per_trace, "state": _STATE}))
         figures.append(Figure("peak RSS", _peak_rss_mb(), "MB", "", "whole bench process"))
     finally:
         if old_cache is None:
