@@ -163,3 +163,62 @@ async def test_another_process_review_refreshes_with_the_aggregate_intact(db: Pa
         # t1's overall now counts its Helpfulness 0 (weight 3); the other rows keep theirs
         assert column(app, "scores.overall") == pytest.approx(
             {**OVERALL, "exp-new-t0": 4.8 / 6, "exp-new-t1": 0.8 / 6})
+
+
+# -- snapshots -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def snap_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from test_tui_app import build_store
+
+    monkeypatch.chdir(tmp_path)
+    Path("config").mkdir(exist_ok=True)
+    Path("config/config.toml").write_text('clipboard = "osc52"\n')
+    monkeypatch.setenv("EVALTUI_CONFIG", "config/config.toml")
+    build_store(Path("fixture.db")).close()
+    return Path("fixture.db")
+
+
+def _form(method: str, values: dict[str, str]) -> Any:
+    async def run(pilot: Any) -> None:
+        await settle(pilot)
+        getattr(pilot.app.screen, method)()
+        await settle(pilot)
+        for selector, value in values.items():
+            pilot.app.screen.query_one(selector).value = value
+        pilot.app.screen.query_one(list(values)[-1]).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+
+    return run
+
+
+SIZES = [(80, 24), (160, 48)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_aggregate_form_with_an_error(snap_compare, snap_db: Path, size: tuple[int, int]) -> None:
+    app, _ = make_app(snap_db, EXP)
+    run = _form("define_aggregate", {"#agg-name": "overall", "#agg-scores": "Factuality=2, Nope=1"})
+    assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_custom_column_form_with_an_error(snap_compare, snap_db: Path, size: tuple[int, int]) -> None:
+    app, _ = make_app(snap_db, EXP)
+    run = _form("add_custom_column", {"#cc-name": "ratio", "#cc-expr": "metrics.completion_tokens / / 2"})
+    assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_table_with_an_aggregate(snap_compare, snap_db: Path, size: tuple[int, int]) -> None:
+    app, _ = make_app(snap_db, EXP)
+    run = _form("define_aggregate", {"#agg-name": "overall", "#agg-scores": "Factuality=2, ExactMatch=1"})
+
+    async def then(pilot: Any) -> None:
+        await run(pilot)
+        await pilot.pause(0.3)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=then)

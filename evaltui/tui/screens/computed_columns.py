@@ -232,7 +232,9 @@ class AddCustomColumnScreen(ModalScreen[dict[str, str] | None]):
         self.query_one("#cc-name", Input).focus()
 
     def _error(self, message: str) -> None:
-        self.query_one("#cc-error", Static).update(Text(safe_text(message, 400), "bold red"))
+        # one line each: the message, the expression, a caret under where it went wrong
+        lines = [safe_text(line, 300) for line in message.split("\n")]
+        self.query_one("#cc-error", Static).update(Text("\n".join(lines), "bold red"))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
