@@ -222,3 +222,25 @@ def test_snapshot_table_with_an_aggregate(snap_compare, snap_db: Path, size: tup
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=then)
+
+
+async def test_a_saved_view_carries_its_custom_columns(db: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(200, 30)) as pilot:
+        await settle(pilot)
+        app.screen.add_custom_column()
+        await settle(pilot)
+        app.screen.query_one("#cc-name").value = "ratio"
+        app.screen.query_one("#cc-expr").value = "metrics.completion_tokens / metrics.prompt_tokens"
+        app.screen.query_one("#cc-expr").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "custom.ratio" in table(app).frame.columns)
+        view = app.screen.current_view("ratios")
+        assert view.to_dict()["custom_columns"] == {"ratio": "metrics.completion_tokens / metrics.prompt_tokens"}
+        view.filter = "custom.ratio > 0.137"
+        # someone else's config: no custom columns; applying the view brings the column and its filter
+        app.config.extra["custom_columns"] = {}
+        app.screen.apply_view(view, "personal")
+        await wait_for(pilot, lambda: "custom.ratio" in table(app).frame.columns and table(app).frame.height == 2)
+        assert sorted(table(app).frame["root_span_id"].to_list()) == ["exp-new-t0", "exp-new-t1"]
+        assert "ratio" in app.config.extra["custom_columns"]["support-bot"]

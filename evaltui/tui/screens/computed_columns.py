@@ -113,6 +113,27 @@ class ComputedColumns:
         self._aggregate_defs = None
         self._reload_rows(self.row_type, True)  # type: ignore[attr-defined]
 
+    def with_custom_columns_of(self, view: Any) -> Any:
+        """``view`` (a SavedView) carrying this project's custom columns (``custom_columns``)."""
+        customs = custom_defs(self.app.config, self.project)  # type: ignore[attr-defined]
+        if customs:
+            view.extra["custom_columns"] = {d["name"]: d["expr"] for d in customs}
+        return view
+
+    def adopt_custom_columns(self, view: Any) -> bool:
+        """Add the custom columns a saved view carries that this config lacks; True if any."""
+        carried = view.extra.get("custom_columns") if isinstance(view.extra, dict) else None
+        if not isinstance(carried, dict):
+            return False
+        config = self.app.config  # type: ignore[attr-defined]
+        mine = config.extra.setdefault("custom_columns", {}).setdefault(self.project, {})  # type: ignore[attr-defined]
+        added = {n: e for n, e in carried.items() if isinstance(n, str) and isinstance(e, str) and n not in mine}
+        if not added:
+            return False
+        mine.update(added)
+        self.app.save_config()  # type: ignore[attr-defined]
+        return True
+
     def define_aggregate(self) -> None:
         def done(saved: Any) -> None:
             if saved is not None:
