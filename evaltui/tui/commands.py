@@ -193,6 +193,10 @@ class ExperimentCommands(BindingCommands):
                     "run built-in scorers over the selected traces (or the one under the cursor)"))
         out.append(("Human scores: define…", screen.define_human_score,  # type: ignore[attr-defined]
                     "add a categorical, continuous or free-text score this project's reviewers fill in"))
+        out.append(("Aggregate score: define…", screen.define_aggregate,  # type: ignore[attr-defined]
+                    "a weighted mean, minimum or maximum of scores, shown as a score column"))
+        out.append(("Custom column: add…", screen.add_custom_column,  # type: ignore[attr-defined]
+                    "a column computed from a filter-language expression, e.g. a / b"))
         from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS, open_layout
 
         for name in LAYOUTS:

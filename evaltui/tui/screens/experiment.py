@@ -23,6 +23,7 @@ from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace
 from evaltui.store.readers import experiment_version
 from evaltui.tui.commands import ExperimentCommands
 from evaltui.tui.screens.compare_support import CompareMixin
+from evaltui.tui.screens.computed_columns import ComputedColumns
 from evaltui.tui.screens.review import ReviewActions
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.screens.experiment_views import ExperimentViews
@@ -105,7 +106,7 @@ def settings_from(specs: list[ColumnSpec], defaults: list[ColumnSpec]) -> Column
     )
 
 
-class ExperimentScreen(CompareMixin, ReviewActions, ExperimentViews, Screen[None]):
+class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentViews, Screen[None]):
     """Trace rows of one experiment; enter opens a trace, t shows spans, esc goes back."""
 
     HELP_GROUP = "Experiment"
@@ -261,7 +262,7 @@ class ExperimentScreen(CompareMixin, ReviewActions, ExperimentViews, Screen[None
                 return
             self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
             total = self.loaded_version[1]
-            first = load_trace_rows(store, eid, limit=FIRST_PAGE)
+            first = self.with_computed(load_trace_rows(store, eid, limit=FIRST_PAGE), refresh=True)
             # the rest is loaded once this page is painted (see rows_loaded)
             self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
         except Exception as e:
@@ -272,6 +273,7 @@ class ExperimentScreen(CompareMixin, ReviewActions, ExperimentViews, Screen[None
         """All trace rows (served from the store's frame cache when it is current)."""
         try:
             frame = load_trace_rows(self.app.store, self.experiment["id"])  # type: ignore[attr-defined]
+            frame = self.with_computed(frame)
             self.post_message(self.RowsLoaded("traces", frame, frame.height, True))
         except Exception as e:
             self.post_message(self.LoadFailed(f"could not load traces of {self.ref}: {e}"))

@@ -314,13 +314,16 @@ class ExperimentViews:
                 (s.key, s.visible, s.pinned, s.width) for s in defaults
             ]:
                 columns = settings_from(table.columns, defaults)
-        return SavedView(name=name, row_type=self.row_type, view=self.view_name, filter=self.filter_text,
+        view = SavedView(name=name, row_type=self.row_type, view=self.view_name, filter=self.filter_text,
                          search=self.search_text, sort=list(self.sort_keys), group=self.group_by,
                          group_sort=self.group_sort, columns=columns, density=table.density)
+        return self.with_custom_columns_of(view)  # type: ignore[attr-defined]
 
     def apply_view(self, view: SavedView, kind: str | None = None) -> None:
         """Show the table arranged as ``view`` (a saved one or a built-in's)."""
         self.saved_view = (kind, view.name) if kind in ("personal", "shared") else None
+        if self.adopt_custom_columns(view):  # type: ignore[attr-defined]
+            self._recompute_columns()  # type: ignore[attr-defined]  # the view's custom columns, then its filter
         self.view_name = view.view if view.view in BUILTIN_VIEWS else "Default"
         self.filter_text = view.filter
         self.search_text = view.search

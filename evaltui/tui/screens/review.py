@@ -492,7 +492,7 @@ class ReviewActions:
             if row_type == "spans":
                 frame = load_span_rows(store, eid)
             else:
-                frame = load_trace_rows(store, eid)
+                frame = self.with_computed(load_trace_rows(store, eid), refresh=full)  # type: ignore[attr-defined]
         except NotFound:
             return
         except Exception as e:
@@ -508,7 +508,8 @@ class ReviewActions:
         if frame is None:
             return
         try:
-            merged = merge_changed_rows(frame, message.delta)
+            # aggregate and custom columns computed on the changed rows too
+            merged = merge_changed_rows(frame, self.with_computed(message.delta, strict=True))  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - columns that do not line up: load everything
             merged = None
         if merged is None:

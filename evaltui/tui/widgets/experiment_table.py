@@ -765,6 +765,10 @@ class ExperimentTable(ScrollView, can_focus=True):
             if key.startswith("scores."):
                 label = key[len("scores."):]
                 add(key, label, max(6, min(14, cell_len(label))), "score")
+        for key in frame.columns:
+            if key.startswith("custom."):
+                label = key[len("custom."):]
+                add(key, label, max(8, min(14, cell_len(label))), "number" if frame.schema[key].is_numeric() else "text")
         add("error", "Error", 18)
         add("duration", "Duration", 9, "duration")
         add("tokens", "Tokens", 8, "tokens")
