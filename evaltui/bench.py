@@ -564,7 +564,8 @@ def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figur
 def _run_tui(*args: str) -> dict:
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "evaltui.bench_tui", *args], check=False, capture_output=True,
+    # -P: the installed evaltui, not a source tree in the current directory (no styles package there)
+    proc = subprocess.run([sys.executable, "-P", "-m", "evaltui.bench_tui", *args], check=False, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "EVALTUI_CONFIG": os.devnull + ".toml"})
     if proc.returncode != 0:
         raise RuntimeError(f"evaltui.bench_tui {args[0]} failed: {proc.stderr.strip()[-2000:]}")

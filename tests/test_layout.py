@@ -28,7 +28,7 @@ def _loaded_after_import(module: str, watch: list[str]) -> list[str]:
         f"importlib.import_module({module!r})\n"
         f"print(json.dumps([m for m in {watch!r} if m in sys.modules]))\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout.strip().splitlines()[-1])
 
