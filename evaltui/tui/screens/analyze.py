@@ -28,7 +28,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -36,6 +36,7 @@ from evaltui.query.filter import FilterError, Literal, format_filter
 from evaltui.tui.commands import BindingCommands
 from evaltui.tui.widgets.charts import column_chart
 from evaltui.tui.widgets.text_safety import safe_text
+from evaltui.tui.widgets.footer import KeyFooter
 
 __all__ = ["AnalyzeScreen", "Finding", "FindingList", "finding_filter", "insight_options"]
 
@@ -452,7 +453,7 @@ class AnalyzeScreen(Screen[None]):
                         id="an-question")
             with VerticalScroll(id="an-answer-box"):
                 yield Static("", id="an-answer")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(FindingList).focus()

@@ -28,7 +28,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from evaltui.query.compare import (
     KEY,
@@ -46,6 +46,7 @@ from evaltui.query.textdiff import as_text
 from evaltui.store import load_experiments
 from evaltui.store.review import load_root_spans
 from evaltui.tui.widgets.text_safety import safe_text
+from evaltui.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from evaltui.tui.screens.compare_support import Comparison
@@ -103,7 +104,7 @@ class LayoutScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(self.title_text(), classes="title-line layout-title")
         yield from self.body()
-        yield Footer()
+        yield KeyFooter()
 
     def body(self) -> ComposeResult:
         yield from ()
