@@ -35,6 +35,16 @@ class BindingEntry:
         return " / ".join(self.keys)
 
 
+def list_cursor_bindings(prefix: str) -> list[Binding]:
+    """j/k/g/G (and arrows, home/end) for an OptionList, with ids ``<prefix>.cursor-*``."""
+    return [
+        Binding("j,down", "cursor_down", "Down", show=False, id=f"{prefix}.cursor-down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id=f"{prefix}.cursor-up"),
+        Binding("g,home", "first", "First", show=False, id=f"{prefix}.cursor-first"),
+        Binding("G,end", "last", "Last", show=False, id=f"{prefix}.cursor-last"),
+    ]
+
+
 GROUP_NAMES = {"ExperimentTable": "Table"}  # widgets that are not ours to give a HELP_GROUP
 
 

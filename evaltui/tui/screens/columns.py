@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 
 from evaltui.tui.widgets.experiment_table import ColumnSpec
 from evaltui.tui.widgets.text_safety import safe_text
+from evaltui.tui.commands import list_cursor_bindings
 
 MIN_WIDTH, MAX_WIDTH = 3, 200
 
@@ -26,10 +27,7 @@ MIN_WIDTH, MAX_WIDTH = 3, 200
 class ColumnList(OptionList):
     HELP_GROUP = "Columns"
     BINDINGS = [
-        Binding("j,down", "cursor_down", "Down", show=False, id="columns.cursor-down"),
-        Binding("k,up", "cursor_up", "Up", show=False, id="columns.cursor-up"),
-        Binding("g,home", "first", "First", show=False, id="columns.cursor-first"),
-        Binding("G,end", "last", "Last", show=False, id="columns.cursor-last"),
+        *list_cursor_bindings("columns"),
         Binding("enter", "screen.close", "Done", id="columns.done"),
     ]
 

@@ -30,6 +30,12 @@ class _Cancelled(Exception):
     pass
 
 
+def _show_status(status: Static, text: str, error: bool) -> None:
+    """A dialog's status line: ``text`` shown literally (it may name files or data), red on error."""
+    status.update(Text(safe_text(text)))
+    status.set_class(error, "error")
+
+
 def default_export_path(name: str, directory: Path | None = None) -> Path:
     """``./<experiment name>.csv`` with anything unsafe in a file name replaced."""
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name).strip("-.") or "export"
@@ -86,9 +92,7 @@ class ExportScreen(ModalScreen[None]):
         self.query_one("#export-path", Input).focus()
 
     def _status(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#export-status", Static)
-        status.update(Text(safe_text(text)))
-        status.set_class(error, "error")
+        _show_status(self.query_one("#export-status", Static), text, error)
 
     @on(Input.Submitted, "#export-path")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -200,9 +204,7 @@ class DatasetScreen(ModalScreen[None]):
         self.query_one("#dataset-name", Input).focus()
 
     def _status(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#dataset-status", Static)
-        status.update(Text(safe_text(text)))
-        status.set_class(error, "error")
+        _show_status(self.query_one("#dataset-status", Static), text, error)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

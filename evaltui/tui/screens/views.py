@@ -21,6 +21,7 @@ from textual.widgets import Checkbox, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from evaltui.tui.widgets.text_safety import safe_text
+from evaltui.tui.commands import list_cursor_bindings
 
 KINDS = {"builtin": "built-in", "personal": "mine", "shared": "shared"}
 
@@ -51,10 +52,7 @@ class ViewsHost(Protocol):
 class ViewList(OptionList):
     HELP_GROUP = "Views"
     BINDINGS = [
-        Binding("j,down", "cursor_down", "Down", show=False, id="views.cursor-down"),
-        Binding("k,up", "cursor_up", "Up", show=False, id="views.cursor-up"),
-        Binding("g,home", "first", "First", show=False, id="views.cursor-first"),
-        Binding("G,end", "last", "Last", show=False, id="views.cursor-last"),
+        *list_cursor_bindings("views"),
         Binding("enter", "screen.apply", "Apply", id="views.apply"),
     ]
 
@@ -62,10 +60,7 @@ class ViewList(OptionList):
 class GroupList(OptionList):
     HELP_GROUP = "Group by"
     BINDINGS = [
-        Binding("j,down", "cursor_down", "Down", show=False, id="group.cursor-down"),
-        Binding("k,up", "cursor_up", "Up", show=False, id="group.cursor-up"),
-        Binding("g,home", "first", "First", show=False, id="group.cursor-first"),
-        Binding("G,end", "last", "Last", show=False, id="group.cursor-last"),
+        *list_cursor_bindings("group"),
         Binding("enter", "screen.apply", "Group", id="group.apply"),
     ]
 
