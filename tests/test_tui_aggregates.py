@@ -244,3 +244,26 @@ async def test_a_saved_view_carries_its_custom_columns(db: Path) -> None:
         await wait_for(pilot, lambda: "custom.ratio" in table(app).frame.columns and table(app).frame.height == 2)
         assert sorted(table(app).frame["root_span_id"].to_list()) == ["exp-new-t0", "exp-new-t1"]
         assert "ratio" in app.config.extra["custom_columns"]["support-bot"]
+
+
+async def test_aggregates_and_custom_columns_are_removed_from_the_palette(db: Path, config_file: Path) -> None:
+    app, _ = make_app(db, EXP)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        await define_overall(pilot)
+        await wait_for(pilot, lambda: "scores.overall" in table(app).frame.columns)
+        await palette(pilot, "custom column: add")
+        app.screen.query_one("#cc-name").value = "ratio"
+        app.screen.query_one("#cc-expr").value = "metrics.completion_tokens / metrics.prompt_tokens"
+        app.screen.query_one("#cc-expr").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "custom.ratio" in table(app).frame.columns)
+        await palette(pilot, "aggregate score: remove overall")
+        await wait_for(pilot, lambda: "scores.overall" not in table(app).frame.columns)
+        assert "custom.ratio" in table(app).frame.columns  # only the one named goes
+        with Store(db) as s:
+            assert project_settings(s, app.screen.experiment["project_id"])["aggregate_scores"] == []
+        await palette(pilot, "custom column: remove ratio")
+        await wait_for(pilot, lambda: "custom.ratio" not in table(app).frame.columns)
+        assert "ratio" not in config_file.read_text()
+        assert "Factuality" in screen_text(app)  # the stored scores are untouched

@@ -207,6 +207,7 @@ class ExperimentCommands(BindingCommands):
                     "a weighted mean, minimum or maximum of scores, shown as a score column"))
         out.append(("Custom column: add…", screen.add_custom_column,  # type: ignore[attr-defined]
                     "a column computed from a filter-language expression, e.g. a / b"))
+        out.extend(screen.computed_commands())  # type: ignore[attr-defined]
         from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS, open_layout
 
         for name in LAYOUTS:

@@ -149,6 +149,55 @@ class ComputedColumns:
         self.app.push_screen(AddCustomColumnScreen(self), done)  # type: ignore[attr-defined]
 
 
+    def remove_aggregate(self, name: str) -> None:
+        """Drop the aggregate score ``name`` from the project settings (in a worker)."""
+        self._remove_aggregate(name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="remove-aggregate")
+    def _remove_aggregate(self, name: str) -> None:
+        from evaltui.store import project_settings, update_project_settings
+
+        store, pid = self.app.store, self.experiment["project_id"]  # type: ignore[attr-defined]
+        try:
+            existing = [d for d in project_settings(store, pid).get("aggregate_scores") or [] if isinstance(d, dict)]
+            kept = [d for d in existing if d.get("name") != name]
+            if len(kept) != len(existing):
+                update_project_settings(store, pid, aggregate_scores=kept)
+        except Exception as e:  # noqa: BLE001 - a locked or read-only database: say so, keep the column
+            self.app.call_from_thread(self.app.notify, safe_text(f"could not remove {name!r}: {e}", 300),  # type: ignore[attr-defined]
+                                      severity="error", markup=False)
+            return
+        self.app.call_from_thread(self._removed, f"Aggregate score {name!r} removed for everyone on this database")
+
+    def remove_custom_column(self, name: str) -> None:
+        """Drop the custom column ``name`` from this project's local config."""
+        config = self.app.config  # type: ignore[attr-defined]
+        per = (config.extra.get("custom_columns") or {}).get(self.project)  # type: ignore[attr-defined]
+        if not isinstance(per, dict) or name not in per:
+            return
+        del per[name]
+        self.app.save_config()  # type: ignore[attr-defined]
+        self._removed(f"Custom column {name!r} removed")
+
+    def _removed(self, message: str) -> None:
+        self.app.notify(safe_text(message, 200), markup=False)  # type: ignore[attr-defined]
+        self._recompute_columns()
+
+    def computed_commands(self) -> list[tuple[str, Any, str]]:
+        """Palette entries that remove each defined aggregate score and custom column."""
+        from functools import partial
+
+        out: list[tuple[str, Any, str]] = []
+        for d in self._aggregate_defs or []:
+            name = str(d["name"])
+            out.append((f"Aggregate score: remove {name}", partial(self.remove_aggregate, name),
+                        "delete this project setting (every user of the database loses the column)"))
+        for d in custom_defs(self.app.config, self.project):  # type: ignore[attr-defined]
+            out.append((f"Custom column: remove {d['name']}", partial(self.remove_custom_column, d["name"]),
+                        f"= {d['expr']}"))
+        return out
+
+
 class DefineAggregateScreen(ModalScreen[dict[str, Any] | None]):
     """Name, kind and weighted scores; validated, then saved to the project settings."""
 
