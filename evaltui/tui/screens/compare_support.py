@@ -28,12 +28,17 @@ from evaltui.query.compare import (
     METRICS,
     SCORE_PREFIX,
     _fmt,
+    base_column,
     compare_frames,
+    comparison_sources,
     delta_column,
     improved_column,
     join_row_deltas,
+    match_column,
+    output_column,
+    partner_prefix,
+    partner_rows,
     regressed_column,
-    row_deltas,
 )
 from evaltui.store import (
     find_experiment,
@@ -41,7 +46,7 @@ from evaltui.store import (
     load_trace_rows,
     project_settings,
 )
-from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
+from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable, SubRowSpec
 from evaltui.tui.widgets.text_safety import safe_text
 
 MAX_COMPARED = 8
@@ -63,7 +68,7 @@ class Comparison:
     this: pl.DataFrame  # trace rows of this experiment, as compared
     base_frames: list[pl.DataFrame]
     results: list[dict[str, Any]]  # compare_frames(this, base) per base
-    rows: pl.DataFrame  # row_deltas(this, bases[0])
+    rows: pl.DataFrame  # partner_rows(this, base_frames): bases[0] as compare.*, the others compare.b<i>.*
     key_spec: Any = "input"
     only: dict[str, Any] = field(default_factory=dict)  # compare_frames(this) (no base)
 
@@ -95,9 +100,30 @@ def compute_comparison(store: Any, experiment: dict[str, Any], base_ids: list[st
     bases = [find_experiment(store, b) for b in base_ids]
     frames = [load_trace_rows(store, b["id"]) for b in bases]
     results = [compare_frames(this, f) for f in frames]
-    rows = row_deltas(this, frames[0])
+    rows = partner_rows(this, frames)
     spec = project_settings(store, experiment["project_id"]).get("comparison_key") or "input"
     return Comparison(experiment, bases, this, frames, results, rows, spec, compare_frames(this))
+
+
+def sub_row_specs(comparison: Comparison, label_width: int = 24) -> list[SubRowSpec]:
+    """Diff mode's sub-rows: one per compared experiment, mapping the table's score, metric
+    and output columns to that experiment's per-row columns (see :func:`partner_rows`)."""
+    out = []
+    for i, (base, frame) in enumerate(zip(comparison.bases, comparison.base_frames, strict=True)):
+        prefix = partner_prefix(i)
+        sources = comparison_sources(comparison.this, frame)
+        if match_column(prefix) not in comparison.rows.columns:
+            continue
+        columns = {"output": output_column(prefix)}
+        for _, src, _ in sources:
+            # a metric shows under its own column only (the errors count is not has_error)
+            columns[src] = base_column(src, prefix)
+        columns = {k: v for k, v in columns.items() if v in comparison.rows.columns}
+        label = str(base["name"])
+        if len(label) > label_width:
+            label = label[: label_width - 1] + "…"
+        out.append(SubRowSpec(label, match_column(prefix), columns))
+    return out
 
 
 def source_of(key: str) -> str | None:
@@ -293,6 +319,7 @@ class CompareMixin:
             self._hide_diff()
             return
         self.diff_mode = True
+        self.sync_sub_rows()  # the table's sub-rows paint first; the word diff follows from a worker
         panels = self.query(DiffPanel)  # type: ignore[attr-defined]
         if panels:
             panels.first().display = True
@@ -304,8 +331,16 @@ class CompareMixin:
         from evaltui.tui.widgets.diff_view import DiffPanel
 
         self.diff_mode = False
+        self.sync_sub_rows()
         for p in self.query(DiffPanel):  # type: ignore[attr-defined]
             p.display = False
+
+    def sync_sub_rows(self, table: ExperimentTable | None = None) -> None:
+        """Sub-rows under each trace row while diff mode is on and experiments are compared."""
+        table = table or self.query_one(ExperimentTable)  # type: ignore[attr-defined]
+        c = self.comparison
+        show = self.diff_mode and c is not None and self.row_type == "traces"  # type: ignore[attr-defined]
+        table.set_sub_rows(sub_row_specs(c) if show and c is not None else None)
 
     def action_diff_target(self) -> None:
         from evaltui.tui.widgets.diff_view import DiffPanel

@@ -143,6 +143,7 @@ class ExperimentViews:
         """Called by ``_show_frame``: sort marks, search highlight, search hits."""
         table.set_sort_keys(self.sort_keys)
         table.set_search(self.search_text)
+        self.sync_sub_rows(table)  # type: ignore[attr-defined]  # diff mode's sub-rows (compare_support.py)
         if self.search_text:
             self.run_search(jump=False)
 
