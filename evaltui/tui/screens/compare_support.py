@@ -39,6 +39,7 @@ from evaltui.query.compare import (
     partner_prefix,
     partner_rows,
     regressed_column,
+    regression_order,
 )
 from evaltui.store import (
     find_experiment,
@@ -309,6 +310,45 @@ class CompareMixin:
         if self.row_type != "traces":  # type: ignore[attr-defined]
             self.action_toggle_rows()  # type: ignore[attr-defined]
         self.run_filter("traces", text, frame)  # type: ignore[attr-defined]
+
+    # -- order by regressions ------------------------------------------------------------------
+
+    def action_order_regressions(self) -> None:
+        """Score columns by regression count (most first); grouped, the groups by the
+        regressions of the score under the cursor (else the most regressed score)."""
+        c = self.comparison
+        if c is None:
+            self.app.notify("Compare first (c), then O orders the scores by their regressions",  # type: ignore[attr-defined]
+                            severity="warning")
+            return
+        if self.row_type != "traces" or "traces" not in self.frames:  # type: ignore[attr-defined]
+            self.app.notify("Order by regressions works on trace rows (t)", severity="warning")  # type: ignore[attr-defined]
+            return
+        from evaltui.tui.screens.experiment import settings_from
+
+        order = regression_order(c.result)
+        if not order:
+            self.app.notify("No scores to order", severity="warning")  # type: ignore[attr-defined]
+            return
+        table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
+        rank = {SCORE_PREFIX + name: i for i, (name, _) in enumerate(order)}
+        columns = table.columns
+        slots = [i for i, spec in enumerate(columns) if spec.key in rank]
+        for i, spec in zip(slots, sorted((columns[i] for i in slots), key=lambda s: rank[s.key]), strict=True):
+            columns[i] = spec
+        _, defaults = self._columns_for("traces")  # type: ignore[attr-defined]
+        self.view_columns = settings_from(columns, defaults)  # like a view's columns: ctrl+s saves them
+        shown = ", ".join(f"{safe_text(name, 30)} ↓{n}" for name, n in order[:4])
+        if self.group_by:  # type: ignore[attr-defined]
+            visible = table.visible_columns
+            here = visible[table.cursor_column].key if visible else ""
+            score = here if here in rank else SCORE_PREFIX + order[0][0]
+            self.group_sort = f"regressions:{score}"  # type: ignore[attr-defined]
+            self.rearrange()  # type: ignore[attr-defined]
+            shown = f"groups by {safe_text(score[len(SCORE_PREFIX):], 30)} regressions; scores: {shown}"
+        else:
+            self._show_frame()  # type: ignore[attr-defined]
+        self.app.notify(f"Ordered by regressions: {shown}", timeout=4, markup=False)  # type: ignore[attr-defined]
 
     # -- diff mode -------------------------------------------------------------------------------
 

@@ -992,6 +992,8 @@ class ExperimentTable(ScrollView, can_focus=True):
             if i == 0:
                 arrow = "▸" if group.collapsed else "▾"
                 text = f"{arrow} {safe_text(group.label, 200)} · {group.count:,}"
+                if group.note:
+                    text += f" · {group.note}"
                 out.append(([safe_text(text, col.width)], ""))
                 continue
             mean = group.means.get(col.key)
