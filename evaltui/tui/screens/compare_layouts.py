@@ -60,9 +60,12 @@ GRID_CELL_LIMIT = 20_000  # characters per grid cell; the rest is named, not dro
 BARS = " ▁▂▃▄▅▆▇█"
 
 
-def open_layout(owner: Any, name: str) -> None:
-    """Show layout ``name`` for the experiment screen ``owner`` (replacing a shown layout)."""
+def open_layout(owner: Any, name: str, grid_field: str | None = None) -> None:
+    """Show layout ``name`` for the experiment screen ``owner`` (replacing a shown layout);
+    ``grid_field`` is the grid's field (a saved view's)."""
     screen = {"grid": GridLayout, "cards": CardsLayout, "table": TableLayout, "details": DetailsLayout}[name](owner)
+    if isinstance(screen, GridLayout) and grid_field in GRID_FIELDS:
+        screen.field = grid_field
     if isinstance(owner.app.screen, LayoutScreen):
         owner.app.switch_screen(screen)
     else:
@@ -84,6 +87,7 @@ class LayoutScreen(Screen[None]):
     BINDINGS = [
         Binding("L", "next_layout", "Next layout", id="layout.next"),
         Binding("escape,q", "back", "Table", id="layout.back"),
+        Binding("ctrl+s", "save_view", "Save view (with this layout)", show=False, id="layout.save-view"),
     ]
 
     def __init__(self, owner: Any) -> None:
@@ -131,6 +135,10 @@ class LayoutScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_save_view(self) -> None:
+        """Save the experiment's arrangement as a view, this layout and the comparison with it."""
+        self.owner.action_save_view()
 
 
 # -- summary table --------------------------------------------------------------------------

@@ -178,6 +178,8 @@ class CompareMixin:
     comparison: Comparison | None = None
     diff_mode: bool = False
     _diff_timer: Timer | None = None
+    _pending_layout: dict[str, Any] | None = None  # a loaded view's layout, shown once rows and comparison are in
+    _view_comparing = False
 
     class ComparisonReady(Message):
         def __init__(self, comparison: Comparison | None, error: str | None = None, note: str = "") -> None:
@@ -205,9 +207,28 @@ class CompareMixin:
         self.run_comparison(list(ids)[:MAX_COMPARED], note)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def run_comparison(self, base_ids: list[str], note: str = "") -> None:
+    def run_comparison(self, base_ids: list[str], note: str = "", skip_missing: bool = False) -> None:
+        """Compare with ``base_ids``; ``skip_missing`` (a loaded view) leaves out experiments
+        that no longer exist and says so."""
+        from evaltui.store.errors import NotFound
+
         store = self.app.store  # type: ignore[attr-defined]
         try:
+            if skip_missing:
+                found = []
+                for b in base_ids:
+                    try:
+                        found.append(find_experiment(store, b)["id"])
+                    except NotFound:
+                        continue
+                if len(found) < len(base_ids):
+                    n = len(base_ids) - len(found)
+                    gone = f"{n} compared experiment{'s' if n > 1 else ''} of the view no longer exist{'s' if n == 1 else ''}"
+                    note = f"{note}: {gone}, skipped" if note else f"{gone}, skipped"
+                if not found:
+                    self.post_message(self.ComparisonReady(None, note or "nothing to compare"))  # type: ignore[attr-defined]
+                    return
+                base_ids = found
             comparison = compute_comparison(store, self.experiment, base_ids)  # type: ignore[attr-defined]
         except Exception as e:
             self.post_message(self.ComparisonReady(None, f"could not compare: {e}"))  # type: ignore[attr-defined]
@@ -215,9 +236,14 @@ class CompareMixin:
         self.post_message(self.ComparisonReady(comparison, note=note))  # type: ignore[attr-defined]
 
     def on_compare_mixin_comparison_ready(self, message: ComparisonReady) -> None:
+        view_load, self._view_comparing = self._view_comparing, False
         if message.comparison is None:
-            self.app.notify(safe_text(message.error or "compare failed", 300), severity="error", markup=False)  # type: ignore[attr-defined]
+            self.app.notify(safe_text(message.error or "compare failed", 300),  # type: ignore[attr-defined]
+                            severity="warning" if view_load else "error", markup=False)
             self._set_title_note("")
+            if view_load:
+                self.clear_comparison()
+                self.apply_pending_layout()
             return
         c = message.comparison
         self.comparison = c
@@ -230,6 +256,77 @@ class CompareMixin:
         if message.note:
             text = message.note + ". " + text
         self.app.notify(safe_text(text, 300), markup=False, timeout=4)  # type: ignore[attr-defined]
+        self.apply_pending_layout()
+
+    # -- layout and comparisons in saved views ------------------------------------------------------
+
+    def current_layout(self) -> dict[str, Any]:
+        """The layout on screen for this experiment: ``{"name": list|grid|cards|table|details,
+        "diff": diff mode on, "grid_field": the grid's field (grid only)}``."""
+        from evaltui.tui.screens.compare_layouts import LayoutScreen
+
+        out: dict[str, Any] = {"name": "list", "diff": bool(self.diff_mode)}
+        for screen in reversed(self.app.screen_stack):  # type: ignore[attr-defined]
+            if isinstance(screen, LayoutScreen) and screen.owner is self:
+                out["name"] = screen.LAYOUT
+                field_ = getattr(screen, "field", None)
+                if field_:
+                    out["grid_field"] = field_
+                break
+        return out
+
+    def with_comparison_of(self, view: Any) -> Any:
+        """``view`` (a SavedView being saved) with the layout and the compared experiments.
+
+        The plain arrangement (the list, diff mode off, nothing compared) records nothing, so
+        loading such a view leaves the comparison as it is (as views saved before this did)."""
+        layout = self.current_layout()
+        compared = [str(b["id"]) for b in self.comparison.bases] if self.comparison is not None else []
+        if layout == {"name": "list", "diff": False} and not compared:
+            return view
+        view.layout = layout
+        view.comparisons = compared
+        return view
+
+    def apply_comparison_of(self, view: Any) -> None:
+        """Compare with a loaded view's experiments (missing ones skipped, with a notice), then
+        show its diff mode and layout. A view without a layout leaves all this as it is."""
+        layout = view.layout if isinstance(view.layout, dict) else {}
+        if not layout:
+            return
+        self._pending_layout = dict(layout)
+        wanted = [str(i) for i in view.comparisons][:MAX_COMPARED]
+        current = [str(b["id"]) for b in self.comparison.bases] if self.comparison is not None else []
+        if wanted == current:
+            self.call_after_refresh(self.apply_pending_layout)  # type: ignore[attr-defined]
+            return
+        if not wanted:
+            self.clear_comparison()
+            self.call_after_refresh(self.apply_pending_layout)  # type: ignore[attr-defined]
+            return
+        self._view_comparing = True
+        self._set_title_note("comparing…")
+        self.run_comparison(wanted, f"View {view.name}", skip_missing=True)
+
+    def apply_pending_layout(self) -> None:
+        """Show the loaded view's diff mode and layout once its rows and comparison are in."""
+        layout = self._pending_layout
+        if layout is None or self._view_comparing or not self.complete.get("traces"):  # type: ignore[attr-defined]
+            return  # rows_loaded / comparison_ready call again
+        self._pending_layout = None
+        if bool(layout.get("diff")) != self.diff_mode:
+            self.call_later(self.action_diff_mode)  # type: ignore[attr-defined]
+        from evaltui.tui.screens.compare_layouts import LAYOUTS, open_layout
+
+        name = layout.get("name")
+        if name in LAYOUTS:
+            field_ = layout.get("grid_field")
+            self.call_later(open_layout, self, name, field_ if isinstance(field_, str) else None)  # type: ignore[attr-defined]
+
+    def on_experiment_screen_rows_loaded(self, message: Any) -> None:
+        # runs after the screen's own handler (Textual calls each class's handler in the MRO)
+        if self._pending_layout is not None and message.row_type == "traces" and message.complete:
+            self.call_after_refresh(self.apply_pending_layout)  # type: ignore[attr-defined]
 
     def clear_comparison(self) -> None:
         self.comparison = None
