@@ -549,6 +549,13 @@ def table_html(head: list[str], rows: list[list[str]], title: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def summary_histograms(frame: pl.DataFrame, summary: dict[str, Any], bins: int = 12) -> dict[str, list[int]]:
+    """:func:`histogram` of every score and metric column of a :func:`compare_frames` result
+    (the summary cards' distributions), keyed by trace-row column."""
+    sources = [SCORE_PREFIX + s for s in summary.get("scores", {})] + [METRICS[m] for m in summary.get("metrics", {})]
+    return {src: histogram(frame, src, bins) for src in sources}
+
+
 def histogram(frame: pl.DataFrame, column: str, bins: int = 12) -> list[int]:
     """Counts of ``column``'s non-null values in ``bins`` equal-width bins (scores: over [0, 1])."""
     if column not in frame.columns:

@@ -37,6 +37,7 @@ from evaltui.query.compare import (
     compare_frames,
     histogram,
     regressed_column,
+    summary_histograms,
     summary_rows,
     table_csv,
     table_html,
@@ -242,9 +243,22 @@ class CardsLayout(LayoutScreen):
             for source, text in self.cards():
                 yield Card(source, text)
 
+    def histograms(self, summary: dict[str, Any]) -> dict[str, list[int]]:
+        """This experiment's distributions: made with the comparison (in its worker), else
+        once per loaded frame and kept on the experiment screen."""
+        if self.comparison is not None and self.comparison.histograms:
+            return self.comparison.histograms
+        frame = self.this
+        cached = getattr(self.owner, "_card_histograms", None)
+        if cached is None or cached[0] is not frame:
+            cached = (frame, summary_histograms(frame, summary))
+            self.owner._card_histograms = cached
+        return cached[1]
+
     def cards(self) -> list[tuple[str, Text]]:
         c = self.comparison
         results = c.results if c is not None else [compare_frames(self.this)]
+        histograms = self.histograms(c.only if c is not None and c.only else results[0])
         names = self.names()
         this = self.this
         out = []
@@ -270,7 +284,8 @@ class CardsLayout(LayoutScreen):
                     t.append("  " + _fmt(name, diff, signed=True, is_score=is_score), tone)
                     t.append(f"  ↑{e['improvements']}", "green")
                     t.append(f" ↓{e['regressions']}\n", "red")
-                t.append(sparkline(histogram(this, source)), "#61afef")
+                counts = histograms.get(source)
+                t.append(sparkline(counts if counts is not None else histogram(this, source)), "#61afef")
                 out.append((source, t))
         return out
 

@@ -40,6 +40,7 @@ from evaltui.query.compare import (
     partner_rows,
     regressed_column,
     regression_order,
+    summary_histograms,
 )
 from evaltui.store import (
     find_experiment,
@@ -72,6 +73,8 @@ class Comparison:
     rows: pl.DataFrame  # partner_rows(this, base_frames): bases[0] as compare.*, the others compare.b<i>.*
     key_spec: Any = "input"
     only: dict[str, Any] = field(default_factory=dict)  # compare_frames(this) (no base)
+    # the summary cards' distributions of this experiment, made in the worker (see summary_histograms)
+    histograms: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def base(self) -> dict[str, Any]:
@@ -103,7 +106,8 @@ def compute_comparison(store: Any, experiment: dict[str, Any], base_ids: list[st
     results = [compare_frames(this, f) for f in frames]
     rows = partner_rows(this, frames)
     spec = project_settings(store, experiment["project_id"]).get("comparison_key") or "input"
-    return Comparison(experiment, bases, this, frames, results, rows, spec, compare_frames(this))
+    only = compare_frames(this)
+    return Comparison(experiment, bases, this, frames, results, rows, spec, only, summary_histograms(this, only))
 
 
 def sub_row_specs(comparison: Comparison, label_width: int = 24) -> list[SubRowSpec]:
