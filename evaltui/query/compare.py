@@ -375,14 +375,16 @@ def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_
         .with_columns(pl.lit(True).alias("_present"))
     )
     joined = rows.join(this_k, on="_h", how="left").join(base_k, on="_h", how="left")
+    wanted_output, output = output, output and "output" in base.columns and KEY in base.columns
     if output:
+        # the row of each case's first trace; the texts are gathered once, after the join
         first = (
             base.lazy()
-            .select(pl.col(KEY).hash().alias("_h"), pl.col(KEY).is_null().alias("_nokey_b"),
-                    (pl.col("output") if "output" in base.columns else pl.lit(None, dtype=pl.Utf8)).alias("_out"))
+            .select(pl.col(KEY).hash().alias("_h"), pl.col(KEY).is_null().alias("_nokey_b"))
+            .with_row_index("_r")
             .filter(~pl.col("_nokey_b"))
-            .unique("_h", keep="first", maintain_order=True)
-            .drop("_nokey_b")
+            .group_by("_h")
+            .agg(pl.col("_r").min())
         )
         joined = joined.join(first, on="_h", how="left")
     joined = joined.sort("_i")
@@ -391,7 +393,7 @@ def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_
         pl.when(matched).then(pl.lit(MATCHED)).otherwise(pl.lit(NO_MATCH)).alias(match_column(prefix))
     ]
     if output:
-        exprs.append(pl.when(matched).then(pl.col("_out")).alias(output_column(prefix)))
+        exprs.append(pl.when(matched).then(pl.col("_r")).alias("_r"))
     for i, (_, src, lower) in enumerate(sources):
         delta = pl.when(matched).then(pl.col(f"v{i}") - pl.col(f"v{i}_b"))
         up, down = (delta < -EPSILON, delta > EPSILON) if lower else (delta > EPSILON, delta < -EPSILON)
@@ -401,7 +403,13 @@ def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_
             up.fill_null(False).alias(improved_column(src, prefix)),
             down.fill_null(False).alias(regressed_column(src, prefix)),
         ]
-    return joined.select(row_id, *exprs).collect()
+    out = joined.select(row_id, *exprs).collect()
+    if output:
+        texts = base.get_column("output").cast(pl.Utf8).gather(out.get_column("_r")).alias(output_column(prefix))
+        out = out.drop("_r").insert_column(2, texts)
+    elif wanted_output:
+        out = out.insert_column(2, pl.Series(output_column(prefix), [None] * out.height, dtype=pl.Utf8))
+    return out
 
 
 def partner_rows(this: pl.DataFrame, bases: list[pl.DataFrame], first: pl.DataFrame | None = None,

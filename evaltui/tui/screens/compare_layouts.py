@@ -24,10 +24,16 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.events import Resize
+from rich.box import ROUNDED
+from rich.panel import Panel
+from rich.table import Table
+from textual.containers import Horizontal, VerticalScroll
+from textual.events import Click
+from textual.geometry import Region
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from evaltui.query.compare import (
@@ -210,38 +216,106 @@ class TableLayout(LayoutScreen):
 # -- summary cards --------------------------------------------------------------------------
 
 
-class Card(Static, can_focus=True):
-    """One score or metric; enter filters the table to its regressions."""
+CARD_WIDTH = 40  # cells per card column (a card fills its share of the width)
+
+
+class CardBoard(Widget, can_focus=True):
+    """Every card in one widget: drawn as a grid of panels, a cursor on one of them.
+
+    One widget rather than one per card: opening the layout styles, lays out and paints a
+    single node (the cards of a 100k-trace experiment open within a frame or two).
+    """
+
+    DEFAULT_CSS = """
+    CardBoard { height: auto; padding: 1 1; }
+    """
+
+    BINDINGS = [
+        Binding("j,down,right,l", "move(1)", "Next card", show=False, id="layout.card-next"),
+        Binding("k,up,left,h", "move(-1)", "Previous card", show=False, id="layout.card-previous"),
+        Binding("enter", "choose", "Filter to regressions", id="layout.card-filter"),
+    ]
+
+    cursor: reactive[int] = reactive(0)
 
     class Chosen(Message):
         def __init__(self, source: str) -> None:
             self.source = source
             super().__init__()
 
-    BINDINGS = [Binding("enter", "choose", "Filter to regressions", id="layout.card-filter")]
+    def __init__(self, cards: list[tuple[str, Text]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cards = cards
 
-    def __init__(self, source: str, content: Text) -> None:
-        super().__init__(content, classes="summary-card", markup=False)
-        self.source = source
+    @property
+    def sources(self) -> list[str]:
+        return [source for source, _ in self.cards]
+
+    def columns(self) -> int:
+        return max(1, (self.size.width or self.app.size.width) // CARD_WIDTH)
+
+    def render(self) -> Table:
+        columns = self.columns()
+        grid = Table.grid(padding=(0, 1), expand=True)
+        for _ in range(columns):
+            grid.add_column(ratio=1)
+        focused = self.has_focus
+        for start in range(0, len(self.cards), columns):
+            row = []
+            for i in range(start, min(start + columns, len(self.cards))):
+                chosen = i == self.cursor
+                style = ("bold " if focused else "") + ("#61afef" if chosen else "grey42")
+                row.append(Panel(self.cards[i][1], box=ROUNDED, border_style=style, padding=(0, 1)))
+            grid.add_row(*row)
+        return grid
+
+    def watch_cursor(self) -> None:
+        self.refresh()
+        self.call_after_refresh(self._show_cursor)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def _show_cursor(self) -> None:
+        """Scroll so the card under the cursor shows (card rows share one height here)."""
+        if not self.cards or self.parent is None:
+            return
+        columns = self.columns()
+        height = max(str(text).count("\n") + 1 for _, text in self.cards) + 2
+        top = (self.cursor // columns) * height
+        self.parent.scroll_to_region(Region(0, top, 1, height + 2), animate=False)  # type: ignore[attr-defined]
+
+    def action_move(self, step: int) -> None:
+        if self.cards:
+            self.cursor = (self.cursor + step) % len(self.cards)
 
     def action_choose(self) -> None:
-        self.post_message(self.Chosen(self.source))
+        if self.cards:
+            self.post_message(self.Chosen(self.cards[self.cursor][0]))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or not self.cards:
+            return
+        columns = self.columns()
+        height = max(str(text).count("\n") + 1 for _, text in self.cards) + 2
+        column = min(columns - 1, offset.x * columns // max(1, self.content_size.width))
+        index = (offset.y // height) * columns + column
+        if 0 <= index < len(self.cards):
+            self.cursor = index
+            if event.chain >= 2:
+                self.action_choose()
 
 
 class CardsLayout(LayoutScreen):
     LAYOUT = "cards"
-    BINDINGS = [
-        Binding("j,down,right,l", "app.focus_next", "Next card", show=False, id="layout.card-next"),
-        Binding("k,up,left,h", "app.focus_previous", "Previous card", show=False, id="layout.card-previous"),
-    ]
 
     def body(self) -> ComposeResult:
-        grid = Grid(id="cards-grid")
-        # columns from the terminal's width now, so the first layout is the final one
-        grid.styles.grid_size_columns = max(1, self.app.size.width // 40)
-        with VerticalScroll(id="cards-scroll"), grid:
-            for source, text in self.cards():
-                yield Card(source, text)
+        with VerticalScroll(id="cards-scroll"):
+            yield CardBoard(self.cards(), id="cards-board")
 
     def histograms(self, summary: dict[str, Any]) -> dict[str, list[int]]:
         """This experiment's distributions: made with the comparison (in its worker), else
@@ -290,20 +364,9 @@ class CardsLayout(LayoutScreen):
         return out
 
     def on_mount(self) -> None:
-        cards = self.query(Card)
-        if cards:
-            cards.first().focus()
+        self.query_one(CardBoard).focus()
 
-    def on_resize(self, event: Resize) -> None:
-        self._columns()
-
-    def _columns(self) -> None:
-        grid = self.query_one("#cards-grid", Grid)
-        columns = max(1, (self.size.width or self.app.size.width) // 40)
-        if grid.styles.grid_size_columns != columns:
-            grid.styles.grid_size_columns = columns
-
-    def on_card_chosen(self, message: Card.Chosen) -> None:
+    def on_card_board_chosen(self, message: CardBoard.Chosen) -> None:
         if self.comparison is None:
             self.app.notify("Compare first (c on the table) to filter by regressions", severity="warning")
             return
