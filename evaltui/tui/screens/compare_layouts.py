@@ -10,6 +10,7 @@
   info and id (``y`` copies it).
 
 Every figure comes from :mod:`evaltui.query.compare`, as ``evaltui summary`` prints it.
+``ctrl+s`` in a layout saves a view that opens this layout again (with the comparison).
 """
 
 from __future__ import annotations

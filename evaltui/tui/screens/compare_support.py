@@ -2,8 +2,11 @@
 
 ``CompareMixin`` gives :class:`~evaltui.tui.screens.experiment.ExperimentScreen` its keys:
 ``c`` picks experiments to compare with, ``+`` / ``-`` filter to the current column's
-improvements / regressions, ``d`` shows a word diff of the current row against its match,
-``L`` switches layouts (grid, summary cards, summary table, details). The numbers come from
+improvements / regressions, ``d`` (diff mode) puts a sub-row per compared experiment under
+each trace row and shows a word diff of the current row against its match, ``O`` orders the
+score columns (and, grouped, the groups) by regressions, ``L`` switches layouts (grid,
+summary cards, summary table, details). A saved view keeps the layout, the compared
+experiments and diff mode (``with_comparison_of`` / ``apply_comparison_of``). The numbers come from
 :mod:`evaltui.query.compare` (the functions ``evaltui summary --compare`` calls), so they are
 the CLI's by construction.
 
