@@ -175,6 +175,22 @@ async def test_keys_work_on_rows_with_sub_rows(lab: Path) -> None:
         assert t.row_height == 2
 
 
+@pytest.mark.parametrize("height", [23, 24, 25])  # table bodies of every size modulo 3 lines
+async def test_scrolling_keeps_sub_rows_with_their_row(lab: Path, height: int) -> None:
+    app, _ = make_app(lab, THIS)
+    async with app.run_test(size=(120, height)) as pilot:
+        await compared(pilot, "exp-v1", "exp-v0")
+        await pilot.press("d")
+        await settle(pilot)
+        t = table(app)
+        for key in ("G", "k", "j", "j"):
+            await pilot.press(key)
+            await pilot.pause()
+            first = screen_text(app).splitlines()[3]  # the title and two header lines above
+            assert first.startswith(" question q"), (key, first)
+            assert t.row_key(t.cursor_row) is not None
+
+
 async def test_group_rows_show_each_compared_experiments_means(lab: Path) -> None:
     app, _ = make_app(lab, THIS)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -1051,6 +1051,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         layout = self._layout
         width = layout.pinned_width + layout.scroll_width
         height = HEADER_HEIGHT + max(1, len(self._rows) * self.row_height)
+        if self._sub_rows and height - HEADER_HEIGHT > self._body_height():
+            # room to end on whole rows, so no sub-row shows at the top without its row
+            height += -(height - HEADER_HEIGHT - self._body_height()) % self.row_height
         self.virtual_size = Size(width, height)
 
     def _column_at(self, x: int) -> int | None:
@@ -1095,6 +1098,8 @@ class ExperimentTable(ScrollView, can_focus=True):
             y = top
         elif top + rh > y + body:
             y = top + rh - body
+            if self._sub_rows:  # whole rows at the top: no sub-row shows without its row
+                y = -(-y // rh) * rh
         layout = self._layout
         x = self.scroll_x
         column = self._cursor_column
