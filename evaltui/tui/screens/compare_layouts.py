@@ -30,10 +30,11 @@ from rich.panel import Panel
 from rich.table import Table
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import Click
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
@@ -247,16 +248,17 @@ class CardBoard(Widget, can_focus=True):
     def __init__(self, cards: list[tuple[str, Text]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cards = cards
+        self._lines: tuple[tuple[int, int, bool], list[Strip]] | None = None
 
     @property
     def sources(self) -> list[str]:
         return [source for source, _ in self.cards]
 
-    def columns(self) -> int:
-        return max(1, (self.size.width or self.app.size.width) // CARD_WIDTH)
+    def columns(self, width: int | None = None) -> int:
+        return max(1, (width or self.content_size.width or self.app.size.width) // CARD_WIDTH)
 
-    def render(self) -> Table:
-        columns = self.columns()
+    def grid(self, width: int) -> Table:
+        columns = self.columns(width)
         grid = Table.grid(padding=(0, 1), expand=True)
         for _ in range(columns):
             grid.add_column(ratio=1)
@@ -269,6 +271,26 @@ class CardBoard(Widget, can_focus=True):
                 row.append(Panel(self.cards[i][1], box=ROUNDED, border_style=style, padding=(0, 1)))
             grid.add_row(*row)
         return grid
+
+    def lines(self, width: int) -> list[Strip]:
+        """The grid rendered once per width, cursor and focus (its height and its lines)."""
+        width = max(1, width)
+        key = (width, self.cursor, self.has_focus)
+        if self._lines is not None and self._lines[0] == key:
+            return self._lines[1]
+        console = self.app.console
+        rendered = console.render_lines(self.grid(width), console.options.update_width(width), pad=True)
+        strips = [Strip(line, width) for line in rendered]
+        self._lines = (key, strips)
+        return strips
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines(width))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        lines = self.lines(width)
+        return lines[y] if 0 <= y < len(lines) else Strip.blank(width)
 
     def watch_cursor(self) -> None:
         self.refresh()
