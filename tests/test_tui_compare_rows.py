@@ -250,6 +250,12 @@ async def test_order_by_regressions_orders_groups_by_the_cursor_score(lab: Path)
         await pilot.press("O")
         await settle(pilot)
         assert [(g.label, g.note) for g in t.groups] == [("shipping", "↓3"), ("billing", "↓2"), ("account", "↓0")]
+        assert any("O on a score column orders the groups by that score" in n for n in notes(app))
+        # the palette has it too (a command from the binding)
+        from evaltui.tui.commands import ExperimentCommands
+
+        commands = {name: callback for name, callback, _ in ExperimentCommands(screen)._commands()}
+        assert "Experiment: Order by regressions" in commands
 
 
 # -- views ---------------------------------------------------------------------------------------

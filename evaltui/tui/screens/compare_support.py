@@ -450,6 +450,8 @@ class CompareMixin:
             self.group_sort = f"regressions:{score}"  # type: ignore[attr-defined]
             self.rearrange()  # type: ignore[attr-defined]
             shown = f"groups by {safe_text(score[len(SCORE_PREFIX):], 30)} regressions; scores: {shown}"
+            if here not in rank:
+                shown += " (O on a score column orders the groups by that score)"
         else:
             self._show_frame()  # type: ignore[attr-defined]
         self.app.notify(f"Ordered by regressions: {shown}", timeout=4, markup=False)  # type: ignore[attr-defined]
