@@ -717,6 +717,13 @@ def bench_tui_compare(workdir: Path, traces: int, spans_per_trace: int, runs: in
                f"{got[0]['rows']:,} rows joined with their deltas; {base}"),
         Figure("TUI diff mode on (d)", med("diff_on_ms"), "ms", "<= 100", f"diff computed and painted; {base}"),
         Figure("TUI diff mode off (d)", med("diff_off_ms"), "ms", "<= 100", base),
+        Figure("TUI diff mode sub-rows on (d)", med("diff_rows_on_ms"), "ms", "<= 100",
+               f"key to the repaint showing {got[0]['sub_rows']} sub-row(s) under each row (the word diff follows"
+               f" from a worker); off {med('diff_rows_off_ms'):.0f} ms; {base}"),
+        Figure("TUI order by regressions (O), grouped", med("order_ms"), "ms", "",
+               f"score columns reordered and the rows regrouped ({got[0]['groups']} groups by category) by"
+               f" regressions; baseline, grouping the same compared rows by category: {med('group_ms'):.0f} ms"
+               f" (ratio {med('order_ms') / med('group_ms'):.2f}); {base}"),
     ]
     from evaltui.tui.screens.compare_layouts import LAYOUT_NAMES, LAYOUTS
 

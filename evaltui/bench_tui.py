@@ -309,6 +309,31 @@ async def _compare(db: str, experiment: str, base: str) -> dict:
         out["rows"] = screen.comparison.rows.height
         table = screen.query_one(ExperimentTable)
         out["move_ms"] = statistics.median([await _to_repaint(app, table, "cursor_down") for _ in range(7)])
+        rows_on, rows_off = [], []
+        for _ in range(3):  # the table's sub-rows alone: d to the repaint that shows them
+            rows_on.append(await _to_repaint(app, screen, "diff_mode", lambda: bool(table.sub_rows)))
+            rows_off.append(await _to_repaint(app, screen, "diff_mode", lambda: not table.sub_rows))
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        out["diff_rows_on_ms"], out["diff_rows_off_ms"] = statistics.median(rows_on), statistics.median(rows_off)
+        out["sub_rows"] = len(screen.comparison.bases)
+        # order by regressions (O) in a table grouped by category: key to the regrouped repaint
+        t0 = time.perf_counter()
+        screen.set_group("metadata.category")
+        while not table.groups:
+            await asyncio.sleep(0.002)
+        painted = asyncio.Event()
+        app.screen.call_after_refresh(painted.set)
+        await painted.wait()
+        out["group_ms"] = (time.perf_counter() - t0) * 1000  # the baseline: grouping the compared rows
+        await pilot.pause()
+        out["order_ms"] = await _to_repaint(app, screen, "order_regressions",
+                                            lambda: bool(table.groups) and bool(table.groups[0].note))
+        out["groups"] = len(table.groups)
+        screen.set_group(None)
+        while table.groups:
+            await asyncio.sleep(0.002)
+        await pilot.pause()
         on, off = [], []
         for _ in range(3):
             def diff_ready() -> bool:

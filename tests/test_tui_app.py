@@ -971,6 +971,19 @@ async def _side_by_side(app, pilot, clip, key):
     assert not screen.has_class("-twin")
 
 
+@driver("experiment.order-regressions")
+async def _order_regressions(app, pilot, clip, key):
+    screen = await _compared(app, pilot)
+    t = table(app)
+    before = [c.key for c in t.visible_columns if c.key.startswith("scores.")]
+    await pilot.press(key)
+    await settle(pilot)
+    # the fixture's scores have no regressions: ties keep fewer improvements first (ExactMatch ↑0)
+    assert [c.key for c in t.visible_columns if c.key.startswith("scores.")] == sorted(before)
+    assert any("Ordered by regressions: ExactMatch ↓0, Factuality ↓0" in n for n in notes(app))
+    assert screen.view_columns is not None
+
+
 # What help lists in each context (a new binding fails here until it has a driver).
 HELP_IDS: dict[str, list[str]] = {
     "list": ["list.cursor-down", "list.cursor-up", "list.cursor-first", "list.cursor-last",
@@ -980,24 +993,24 @@ HELP_IDS: dict[str, list[str]] = {
               "table.first-row", "table.last-row", "table.page-down", "table.page-up", "table.select-row",
               "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.copy-cell", "experiment.copy-row",
               "experiment.columns", "experiment.density", "experiment.focus-next", "experiment.focus-previous",
-              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.select", "experiment.select-all", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+              "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.order-regressions", "experiment.select", "experiment.select-all", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-tree": ["tree.cursor-down", "tree.cursor-up", "tree.cursor-first", "tree.cursor-last", "tree.expand",
                   "tree.collapse", "tree.toggle", "pane.edit-field", "pane.copy-field", "pane.copy-span",
                   "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density",
                   "experiment.view-tree", "experiment.view-timeline", "experiment.view-thread",
                   "experiment.full-screen", "experiment.focus-next", "experiment.focus-previous",
-                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+                  "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.order-regressions", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-timeline": ["timeline.cursor-down", "timeline.cursor-up", "timeline.cursor-first",
                       "timeline.cursor-last", "timeline.scale", "pane.edit-field", "pane.copy-field",
                       "pane.copy-span", "experiment.back", "experiment.filter", "experiment.toggle-rows", "experiment.columns",
                       "experiment.density", "experiment.view-tree", "experiment.view-timeline",
                       "experiment.view-thread", "experiment.full-screen", "experiment.focus-next",
-                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+                      "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.order-regressions", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "pane-thread": ["thread.scroll-down", "thread.scroll-up", "thread.top", "thread.bottom", "thread.page-down",
                     "thread.page-up", "pane.edit-field", "pane.copy-field", "pane.copy-span", "experiment.back",
                     "experiment.filter", "experiment.toggle-rows", "experiment.columns", "experiment.density", "experiment.view-tree",
                     "experiment.view-timeline", "experiment.view-thread", "experiment.full-screen",
-                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
+                    "experiment.focus-next", "experiment.focus-previous", "experiment.export", "experiment.dataset", "experiment.analyze", *VIEW_IDS, "experiment.compare", "experiment.diff-mode", "experiment.diff-target", "experiment.filter-improved", "experiment.filter-regressed", "experiment.layout", "experiment.side-by-side", "experiment.order-regressions", "experiment.review", "experiment.assign", "experiment.review-mode", "experiment.human-score", "experiment.comment", "app.quit", "app.help"],
     "columns": ["columns.cursor-down", "columns.cursor-up", "columns.cursor-first", "columns.cursor-last",
                 "columns.done", "columns.toggle", "columns.pin", "columns.move-up", "columns.move-down",
                 "columns.narrower", "columns.wider", "columns.reset", "columns.close"],

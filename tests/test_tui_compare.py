@@ -36,6 +36,7 @@ from evaltui.store import (
 )
 from evaltui.tui.commands import binding_entries
 from evaltui.tui.screens.compare_layouts import (
+    CardBoard,
     CardsLayout,
     DetailsLayout,
     GridLayout,
@@ -433,9 +434,13 @@ async def test_card_enter_filters_the_table_to_its_regressions(db: Path) -> None
         await settle(pilot)
         assert isinstance(app.screen, CardsLayout)
         # the duration card: new-prompt's traces take as long as the baseline's
-        cards = list(app.screen.query("Card"))
-        duration = next(c for c in cards if c.source == "duration")
-        duration.focus()
+        board = app.screen.query_one(CardBoard)
+        assert board.has_focus and board.cursor == 0
+        await pilot.press("j")
+        assert board.cursor == 1
+        await pilot.press("k", "k")  # wraps to the last card
+        assert board.cursor == len(board.sources) - 1
+        board.cursor = board.sources.index("duration")
         await pilot.press("enter")
         await settle(pilot)
         assert app.screen is screen and screen.filter_text == "compare.regressed.duration"
@@ -478,11 +483,11 @@ async def test_layout_keys_are_listed(db: Path) -> None:
 
 
 def test_every_compare_binding_has_an_id_and_description() -> None:
-    from evaltui.tui.screens.compare_layouts import Card, LayoutScreen
+    from evaltui.tui.screens.compare_layouts import CardBoard, LayoutScreen
     from evaltui.tui.screens.compare_picker import ExperimentChoices
 
     for cls in (ComparePicker, ExperimentChoices, LayoutScreen, GridLayout, CardsLayout, TableLayout, DetailsLayout,
-                Card, DiffView):
+                CardBoard, DiffView):
         for binding in cls.BINDINGS:
             assert binding.id and binding.description, (cls.__name__, binding)
 

@@ -41,7 +41,7 @@ BUILTIN_HELP = {
     "Unreviewed": "rows nobody has reviewed yet",
     "Assigned to me": "rows assigned to you",
 }
-GROUP_SORTS = ("size", "name")  # and "score:<column>" (lowest mean first)
+GROUP_SORTS = ("size", "name")  # and "score:<column>" (lowest mean first), "regressions:<column>" (most first)
 GROUP_SHORTCUTS = {"model": "metadata.model", "tag": "tags", "review": "review_status"}
 SEARCH_COLUMNS = ("input", "output", "expected", "metadata")
 NONE_LABEL = "(none)"
@@ -85,6 +85,7 @@ class Group:
     count: int
     means: dict[str, float | None] = field(default_factory=dict)
     collapsed: bool = False
+    note: str = ""  # shown after the count on the group's row (e.g. its regressions)
 
 
 def group_key_expr(frame: pl.DataFrame, path: str) -> pl.Expr:
@@ -124,17 +125,28 @@ def group_frame(frame: pl.DataFrame, path: str, group_sort: str = "size") -> tup
     """``frame`` reordered so each group's rows are consecutive (keeping their order inside
     the group), and the groups in display order.
 
-    ``group_sort``: ``size`` (largest first), ``name``, or ``score:<column>`` (lowest mean first).
+    ``group_sort``: ``size`` (largest first), ``name``, ``score:<column>`` (lowest mean first),
+    or ``regressions:<column>`` (most regressions of that score first: the cases whose
+    ``compare.regressed.<column>`` is true, counted once per comparison key).
     """
     if frame.height == 0:
         return frame, []
     key = group_key_expr(frame, path)
     means = _mean_columns(frame)
-    tagged = frame.select(key.alias("__group"), *means)  # only what the groups need
+    regressed = f"compare.regressed.{group_sort[12:]}" if group_sort.startswith("regressions:") else ""
+    extra, cases = [], []
+    if regressed in frame.columns:
+        hit = pl.col(regressed).fill_null(False)
+        case = pl.col("comparison_key") if "comparison_key" in frame.columns else pl.int_range(pl.len())
+        cases = [pl.when(hit).then(case).alias("__case")]
+        extra = [pl.col("__case").drop_nulls().n_unique().alias("__reg")]
+    tagged = frame.select(key.alias("__group"), *means, *cases)  # only what the groups need
     agg = tagged.group_by("__group").agg(
-        pl.len().alias("__n"), *[pl.col(c).cast(pl.Float64).fill_nan(None).mean().alias(c) for c in means]
+        pl.len().alias("__n"), *[pl.col(c).cast(pl.Float64).fill_nan(None).mean().alias(c) for c in means], *extra
     )
-    if group_sort.startswith("score:") and group_sort[6:] in agg.columns:
+    if extra:
+        agg = agg.sort(["__reg", "__n", "__group"], descending=[True, True, False])
+    elif group_sort.startswith("score:") and group_sort[6:] in agg.columns:
         agg = agg.sort([group_sort[6:], "__n", "__group"], descending=[False, True, False], nulls_last=True)
     elif group_sort == "name":
         agg = agg.sort("__group")
@@ -151,7 +163,8 @@ def group_frame(frame: pl.DataFrame, path: str, group_sort: str = "size") -> tup
     start = 0
     for row in agg.iter_rows(named=True):
         n = int(row["__n"])
-        groups.append(Group(str(row["__group"]), start, n, {c: row[c] for c in means}))
+        note = f"↓{row['__reg']:,}" if extra else ""
+        groups.append(Group(str(row["__group"]), start, n, {c: row[c] for c in means}, note=note))
         start += n
     return ordered, groups
 

@@ -30,8 +30,8 @@ from evaltui.store import (
 from evaltui.store.errors import NotFound
 
 __all__ = [
-    "METRICS", "compare_frames", "compare_many", "join_row_deltas", "parse_comparison_key", "resolve_baseline",
-    "row_deltas", "summarize", "summary_rows", "summary_text",
+    "METRICS", "compare_frames", "compare_many", "join_row_deltas", "parse_comparison_key", "partner_prefix",
+    "partner_rows", "regression_order", "resolve_baseline", "row_deltas", "summarize", "summary_rows", "summary_text",
 ]
 
 SCORE_PREFIX = "scores."
@@ -309,23 +309,38 @@ def comparison_sources(this: pl.DataFrame, base: pl.DataFrame | None) -> list[tu
     return [(s, SCORE_PREFIX + s, False) for s in scores] + [(m, METRICS[m], True) for m in metrics]
 
 
-def delta_column(source: str) -> str:
-    return f"{ROW_PREFIX}delta.{source}"
+def partner_prefix(index: int) -> str:
+    """Column prefix of the ``index``-th compared experiment's per-row columns: the first
+    (the base the table's deltas use) ``compare.``, the others ``compare.b<index>.``."""
+    return ROW_PREFIX if index == 0 else f"{ROW_PREFIX}b{index}."
 
 
-def base_column(source: str) -> str:
-    return f"{ROW_PREFIX}base.{source}"
+def delta_column(source: str, prefix: str = ROW_PREFIX) -> str:
+    return f"{prefix}delta.{source}"
 
 
-def improved_column(source: str) -> str:
-    return f"{ROW_PREFIX}improved.{source}"
+def base_column(source: str, prefix: str = ROW_PREFIX) -> str:
+    return f"{prefix}base.{source}"
 
 
-def regressed_column(source: str) -> str:
-    return f"{ROW_PREFIX}regressed.{source}"
+def improved_column(source: str, prefix: str = ROW_PREFIX) -> str:
+    return f"{prefix}improved.{source}"
 
 
-def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_id") -> pl.DataFrame:
+def regressed_column(source: str, prefix: str = ROW_PREFIX) -> str:
+    return f"{prefix}regressed.{source}"
+
+
+def match_column(prefix: str = ROW_PREFIX) -> str:
+    return f"{prefix}match"
+
+
+def output_column(prefix: str = ROW_PREFIX) -> str:
+    return f"{prefix}output"
+
+
+def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_id", *,
+               prefix: str = ROW_PREFIX, output: bool = False) -> pl.DataFrame:
     """Per trace row of ``this`` (in its order), how its case compares with ``base``.
 
     Columns: ``row_id``; ``compare.match`` ("matched" when the row's comparison key has
@@ -337,6 +352,10 @@ def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_
 
     Trials of one key share the key's delta, so the number of distinct keys among the rows
     marked improved is compare_frames' ``improvements`` for that score, by construction.
+
+    ``prefix`` replaces ``compare.`` in the names (see :func:`partner_prefix`); ``output``
+    adds ``<prefix>output``, the output preview of the base's first trace of the case (diff
+    mode's sub-rows show it).
     """
     sources = comparison_sources(this, base)
     cols = [src for _, src, _ in sources]
@@ -355,21 +374,60 @@ def row_deltas(this: pl.DataFrame, base: pl.DataFrame, row_id: str = "root_span_
         .rename({KEY: "_h", **{v: f"{v}_b" for v in vcols}})
         .with_columns(pl.lit(True).alias("_present"))
     )
-    joined = rows.join(this_k, on="_h", how="left").join(base_k, on="_h", how="left").sort("_i")
+    joined = rows.join(this_k, on="_h", how="left").join(base_k, on="_h", how="left")
+    wanted_output, output = output, output and "output" in base.columns and KEY in base.columns
+    if output:
+        # the row of each case's first trace; the texts are gathered once, after the join
+        first = (
+            base.lazy()
+            .select(pl.col(KEY).hash().alias("_h"), pl.col(KEY).is_null().alias("_nokey_b"))
+            .with_row_index("_r")
+            .filter(~pl.col("_nokey_b"))
+            .group_by("_h")
+            .agg(pl.col("_r").min())
+        )
+        joined = joined.join(first, on="_h", how="left")
+    joined = joined.sort("_i")
     matched = pl.col("_present").fill_null(False) & ~pl.col("_nokey")
     exprs: list[pl.Expr] = [
-        pl.when(matched).then(pl.lit(MATCHED)).otherwise(pl.lit(NO_MATCH)).alias(MATCH_COLUMN)
+        pl.when(matched).then(pl.lit(MATCHED)).otherwise(pl.lit(NO_MATCH)).alias(match_column(prefix))
     ]
+    if output:
+        exprs.append(pl.when(matched).then(pl.col("_r")).alias("_r"))
     for i, (_, src, lower) in enumerate(sources):
         delta = pl.when(matched).then(pl.col(f"v{i}") - pl.col(f"v{i}_b"))
         up, down = (delta < -EPSILON, delta > EPSILON) if lower else (delta > EPSILON, delta < -EPSILON)
         exprs += [
-            pl.when(matched).then(pl.col(f"v{i}_b")).alias(base_column(src)),
-            delta.alias(delta_column(src)),
-            up.fill_null(False).alias(improved_column(src)),
-            down.fill_null(False).alias(regressed_column(src)),
+            pl.when(matched).then(pl.col(f"v{i}_b")).alias(base_column(src, prefix)),
+            delta.alias(delta_column(src, prefix)),
+            up.fill_null(False).alias(improved_column(src, prefix)),
+            down.fill_null(False).alias(regressed_column(src, prefix)),
         ]
-    return joined.select(row_id, *exprs).collect()
+    out = joined.select(row_id, *exprs).collect()
+    if output:
+        texts = base.get_column("output").cast(pl.Utf8).gather(out.get_column("_r")).alias(output_column(prefix))
+        out = out.drop("_r").insert_column(2, texts)
+    elif wanted_output:
+        out = out.insert_column(2, pl.Series(output_column(prefix), [None] * out.height, dtype=pl.Utf8))
+    return out
+
+
+def partner_rows(this: pl.DataFrame, bases: list[pl.DataFrame], first: pl.DataFrame | None = None,
+                 row_id: str = "root_span_id") -> pl.DataFrame:
+    """:func:`row_deltas` of ``this`` against every frame of ``bases``, side by side.
+
+    One row per row of ``this`` (its order); the columns of base ``i`` carry
+    :func:`partner_prefix` ``(i)`` and include its output preview. ``first``, when given, is
+    ``row_deltas(this, bases[0], output=True)`` already computed.
+    """
+    parts = []
+    for i, base in enumerate(bases):
+        part = first if i == 0 and first is not None else row_deltas(
+            this, base, row_id, prefix=partner_prefix(i), output=True)
+        parts.append(part if i == 0 else part.drop(row_id))
+    if not parts:
+        return pl.DataFrame({row_id: this.get_column(row_id)}) if row_id in this.columns else pl.DataFrame()
+    return pl.concat(parts, how="horizontal") if len(parts) > 1 else parts[0]
 
 
 def join_row_deltas(frame: pl.DataFrame, deltas: pl.DataFrame, row_id: str = "root_span_id") -> pl.DataFrame:
@@ -383,7 +441,8 @@ def join_row_deltas(frame: pl.DataFrame, deltas: pl.DataFrame, row_id: str = "ro
     if row_id not in frame.columns:
         return frame
     out = frame.join(deltas, on=row_id, how="left", maintain_order="left")
-    return out.with_columns(pl.col(MATCH_COLUMN).fill_null(NO_MATCH))
+    matches = [c for c in deltas.columns if c.startswith(ROW_PREFIX) and c.endswith(".match")]
+    return out.with_columns(pl.col(matches).fill_null(NO_MATCH)) if matches else out
 
 
 # -- comparison key ---------------------------------------------------------------------------
@@ -498,6 +557,13 @@ def table_html(head: list[str], rows: list[list[str]], title: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def summary_histograms(frame: pl.DataFrame, summary: dict[str, Any], bins: int = 12) -> dict[str, list[int]]:
+    """:func:`histogram` of every score and metric column of a :func:`compare_frames` result
+    (the summary cards' distributions), keyed by trace-row column."""
+    sources = [SCORE_PREFIX + s for s in summary.get("scores", {})] + [METRICS[m] for m in summary.get("metrics", {})]
+    return {src: histogram(frame, src, bins) for src in sources}
+
+
 def histogram(frame: pl.DataFrame, column: str, bins: int = 12) -> list[int]:
     """Counts of ``column``'s non-null values in ``bins`` equal-width bins (scores: over [0, 1])."""
     if column not in frame.columns:
@@ -514,3 +580,11 @@ def histogram(frame: pl.DataFrame, column: str, bins: int = 12) -> list[int]:
     for i, c in counts.iter_rows():
         out[i] = c
     return out
+
+
+def regression_order(summary: dict[str, Any]) -> list[tuple[str, int]]:
+    """(score name, regressions) of a :func:`compare_frames` result, most regressions first
+    (ties: fewer improvements first, then by name); scores without a base count 0."""
+    entries = summary.get("scores", {})
+    ranked = sorted(entries.items(), key=lambda kv: (-(kv[1]["regressions"] or 0), kv[1]["improvements"] or 0, kv[0]))
+    return [(name, int(e["regressions"] or 0)) for name, e in ranked]

@@ -10,6 +10,7 @@
   info and id (``y`` copies it).
 
 Every figure comes from :mod:`evaltui.query.compare`, as ``evaltui summary`` prints it.
+``ctrl+s`` in a layout saves a view that opens this layout again (with the comparison).
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.events import Resize
+from rich.box import ROUNDED
+from rich.panel import Panel
+from rich.table import Table
+from textual.containers import Horizontal, VerticalScroll
+from textual.events import Click
+from textual.geometry import Region, Size
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from evaltui.query.compare import (
@@ -37,6 +45,7 @@ from evaltui.query.compare import (
     compare_frames,
     histogram,
     regressed_column,
+    summary_histograms,
     summary_rows,
     table_csv,
     table_html,
@@ -60,9 +69,12 @@ GRID_CELL_LIMIT = 20_000  # characters per grid cell; the rest is named, not dro
 BARS = " ▁▂▃▄▅▆▇█"
 
 
-def open_layout(owner: Any, name: str) -> None:
-    """Show layout ``name`` for the experiment screen ``owner`` (replacing a shown layout)."""
+def open_layout(owner: Any, name: str, grid_field: str | None = None) -> None:
+    """Show layout ``name`` for the experiment screen ``owner`` (replacing a shown layout);
+    ``grid_field`` is the grid's field (a saved view's)."""
     screen = {"grid": GridLayout, "cards": CardsLayout, "table": TableLayout, "details": DetailsLayout}[name](owner)
+    if isinstance(screen, GridLayout) and grid_field in GRID_FIELDS:
+        screen.field = grid_field
     if isinstance(owner.app.screen, LayoutScreen):
         owner.app.switch_screen(screen)
     else:
@@ -84,6 +96,7 @@ class LayoutScreen(Screen[None]):
     BINDINGS = [
         Binding("L", "next_layout", "Next layout", id="layout.next"),
         Binding("escape,q", "back", "Table", id="layout.back"),
+        Binding("ctrl+s", "save_view", "Save view (with this layout)", show=False, id="layout.save-view"),
     ]
 
     def __init__(self, owner: Any) -> None:
@@ -131,6 +144,10 @@ class LayoutScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_save_view(self) -> None:
+        """Save the experiment's arrangement as a view, this layout and the comparison with it."""
+        self.owner.action_save_view()
 
 
 # -- summary table --------------------------------------------------------------------------
@@ -201,42 +218,144 @@ class TableLayout(LayoutScreen):
 # -- summary cards --------------------------------------------------------------------------
 
 
-class Card(Static, can_focus=True):
-    """One score or metric; enter filters the table to its regressions."""
+CARD_WIDTH = 40  # cells per card column (a card fills its share of the width)
+
+
+class CardBoard(Widget, can_focus=True):
+    """Every card in one widget: drawn as a grid of panels, a cursor on one of them.
+
+    One widget rather than one per card: opening the layout styles, lays out and paints a
+    single node (the cards of a 100k-trace experiment open within a frame or two).
+    """
+
+    DEFAULT_CSS = """
+    CardBoard { height: auto; padding: 1 1; }
+    """
+
+    BINDINGS = [
+        Binding("j,down,right,l", "move(1)", "Next card", show=False, id="layout.card-next"),
+        Binding("k,up,left,h", "move(-1)", "Previous card", show=False, id="layout.card-previous"),
+        Binding("enter", "choose", "Filter to regressions", id="layout.card-filter"),
+    ]
+
+    cursor: reactive[int] = reactive(0)
 
     class Chosen(Message):
         def __init__(self, source: str) -> None:
             self.source = source
             super().__init__()
 
-    BINDINGS = [Binding("enter", "choose", "Filter to regressions", id="layout.card-filter")]
+    def __init__(self, cards: list[tuple[str, Text]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cards = cards
+        self._lines: tuple[tuple[int, int, bool], list[Strip]] | None = None
 
-    def __init__(self, source: str, content: Text) -> None:
-        super().__init__(content, classes="summary-card", markup=False)
-        self.source = source
+    @property
+    def sources(self) -> list[str]:
+        return [source for source, _ in self.cards]
+
+    def columns(self, width: int | None = None) -> int:
+        return max(1, (width or self.content_size.width or self.app.size.width) // CARD_WIDTH)
+
+    def grid(self, width: int) -> Table:
+        columns = self.columns(width)
+        grid = Table.grid(padding=(0, 1), expand=True)
+        for _ in range(columns):
+            grid.add_column(ratio=1)
+        focused = self.has_focus
+        for start in range(0, len(self.cards), columns):
+            row = []
+            for i in range(start, min(start + columns, len(self.cards))):
+                chosen = i == self.cursor
+                style = ("bold " if focused else "") + ("#61afef" if chosen else "grey42")
+                row.append(Panel(self.cards[i][1], box=ROUNDED, border_style=style, padding=(0, 1)))
+            grid.add_row(*row)
+        return grid
+
+    def lines(self, width: int) -> list[Strip]:
+        """The grid rendered once per width, cursor and focus (its height and its lines)."""
+        width = max(1, width)
+        key = (width, self.cursor, self.has_focus)
+        if self._lines is not None and self._lines[0] == key:
+            return self._lines[1]
+        console = self.app.console
+        rendered = console.render_lines(self.grid(width), console.options.update_width(width), pad=True)
+        strips = [Strip(line, width) for line in rendered]
+        self._lines = (key, strips)
+        return strips
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines(width))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        lines = self.lines(width)
+        return lines[y] if 0 <= y < len(lines) else Strip.blank(width)
+
+    def watch_cursor(self) -> None:
+        self.refresh()
+        self.call_after_refresh(self._show_cursor)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def _show_cursor(self) -> None:
+        """Scroll so the card under the cursor shows (card rows share one height here)."""
+        if not self.cards or self.parent is None:
+            return
+        columns = self.columns()
+        height = max(str(text).count("\n") + 1 for _, text in self.cards) + 2
+        top = (self.cursor // columns) * height
+        self.parent.scroll_to_region(Region(0, top, 1, height + 2), animate=False)  # type: ignore[attr-defined]
+
+    def action_move(self, step: int) -> None:
+        if self.cards:
+            self.cursor = (self.cursor + step) % len(self.cards)
 
     def action_choose(self) -> None:
-        self.post_message(self.Chosen(self.source))
+        if self.cards:
+            self.post_message(self.Chosen(self.cards[self.cursor][0]))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or not self.cards:
+            return
+        columns = self.columns()
+        height = max(str(text).count("\n") + 1 for _, text in self.cards) + 2
+        column = min(columns - 1, offset.x * columns // max(1, self.content_size.width))
+        index = (offset.y // height) * columns + column
+        if 0 <= index < len(self.cards):
+            self.cursor = index
+            if event.chain >= 2:
+                self.action_choose()
 
 
 class CardsLayout(LayoutScreen):
     LAYOUT = "cards"
-    BINDINGS = [
-        Binding("j,down,right,l", "app.focus_next", "Next card", show=False, id="layout.card-next"),
-        Binding("k,up,left,h", "app.focus_previous", "Previous card", show=False, id="layout.card-previous"),
-    ]
 
     def body(self) -> ComposeResult:
-        grid = Grid(id="cards-grid")
-        # columns from the terminal's width now, so the first layout is the final one
-        grid.styles.grid_size_columns = max(1, self.app.size.width // 40)
-        with VerticalScroll(id="cards-scroll"), grid:
-            for source, text in self.cards():
-                yield Card(source, text)
+        with VerticalScroll(id="cards-scroll"):
+            yield CardBoard(self.cards(), id="cards-board")
+
+    def histograms(self, summary: dict[str, Any]) -> dict[str, list[int]]:
+        """This experiment's distributions: made with the comparison (in its worker), else
+        once per loaded frame and kept on the experiment screen."""
+        if self.comparison is not None and self.comparison.histograms:
+            return self.comparison.histograms
+        frame = self.this
+        cached = getattr(self.owner, "_card_histograms", None)
+        if cached is None or cached[0] is not frame:
+            cached = (frame, summary_histograms(frame, summary))
+            self.owner._card_histograms = cached
+        return cached[1]
 
     def cards(self) -> list[tuple[str, Text]]:
         c = self.comparison
         results = c.results if c is not None else [compare_frames(self.this)]
+        histograms = self.histograms(c.only if c is not None and c.only else results[0])
         names = self.names()
         this = self.this
         out = []
@@ -262,25 +381,15 @@ class CardsLayout(LayoutScreen):
                     t.append("  " + _fmt(name, diff, signed=True, is_score=is_score), tone)
                     t.append(f"  ↑{e['improvements']}", "green")
                     t.append(f" ↓{e['regressions']}\n", "red")
-                t.append(sparkline(histogram(this, source)), "#61afef")
+                counts = histograms.get(source)
+                t.append(sparkline(counts if counts is not None else histogram(this, source)), "#61afef")
                 out.append((source, t))
         return out
 
     def on_mount(self) -> None:
-        cards = self.query(Card)
-        if cards:
-            cards.first().focus()
+        self.query_one(CardBoard).focus()
 
-    def on_resize(self, event: Resize) -> None:
-        self._columns()
-
-    def _columns(self) -> None:
-        grid = self.query_one("#cards-grid", Grid)
-        columns = max(1, (self.size.width or self.app.size.width) // 40)
-        if grid.styles.grid_size_columns != columns:
-            grid.styles.grid_size_columns = columns
-
-    def on_card_chosen(self, message: Card.Chosen) -> None:
+    def on_card_board_chosen(self, message: CardBoard.Chosen) -> None:
         if self.comparison is None:
             self.app.notify("Compare first (c on the table) to filter by regressions", severity="warning")
             return

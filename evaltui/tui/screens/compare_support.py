@@ -2,8 +2,11 @@
 
 ``CompareMixin`` gives :class:`~evaltui.tui.screens.experiment.ExperimentScreen` its keys:
 ``c`` picks experiments to compare with, ``+`` / ``-`` filter to the current column's
-improvements / regressions, ``d`` shows a word diff of the current row against its match,
-``L`` switches layouts (grid, summary cards, summary table, details). The numbers come from
+improvements / regressions, ``d`` (diff mode) puts a sub-row per compared experiment under
+each trace row and shows a word diff of the current row against its match, ``O`` orders the
+score columns (and, grouped, the groups) by regressions, ``L`` switches layouts (grid,
+summary cards, summary table, details). A saved view keeps the layout, the compared
+experiments and diff mode (``with_comparison_of`` / ``apply_comparison_of``). The numbers come from
 :mod:`evaltui.query.compare` (the functions ``evaltui summary --compare`` calls), so they are
 the CLI's by construction.
 
@@ -28,12 +31,19 @@ from evaltui.query.compare import (
     METRICS,
     SCORE_PREFIX,
     _fmt,
+    base_column,
     compare_frames,
+    comparison_sources,
     delta_column,
     improved_column,
     join_row_deltas,
+    match_column,
+    output_column,
+    partner_prefix,
+    partner_rows,
     regressed_column,
-    row_deltas,
+    regression_order,
+    summary_histograms,
 )
 from evaltui.store import (
     find_experiment,
@@ -41,7 +51,7 @@ from evaltui.store import (
     load_trace_rows,
     project_settings,
 )
-from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
+from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable, SubRowSpec
 from evaltui.tui.widgets.text_safety import safe_text
 
 MAX_COMPARED = 8
@@ -63,9 +73,11 @@ class Comparison:
     this: pl.DataFrame  # trace rows of this experiment, as compared
     base_frames: list[pl.DataFrame]
     results: list[dict[str, Any]]  # compare_frames(this, base) per base
-    rows: pl.DataFrame  # row_deltas(this, bases[0])
+    rows: pl.DataFrame  # partner_rows(this, base_frames): bases[0] as compare.*, the others compare.b<i>.*
     key_spec: Any = "input"
     only: dict[str, Any] = field(default_factory=dict)  # compare_frames(this) (no base)
+    # the summary cards' distributions of this experiment, made in the worker (see summary_histograms)
+    histograms: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def base(self) -> dict[str, Any]:
@@ -95,9 +107,31 @@ def compute_comparison(store: Any, experiment: dict[str, Any], base_ids: list[st
     bases = [find_experiment(store, b) for b in base_ids]
     frames = [load_trace_rows(store, b["id"]) for b in bases]
     results = [compare_frames(this, f) for f in frames]
-    rows = row_deltas(this, frames[0])
+    rows = partner_rows(this, frames)
     spec = project_settings(store, experiment["project_id"]).get("comparison_key") or "input"
-    return Comparison(experiment, bases, this, frames, results, rows, spec, compare_frames(this))
+    only = compare_frames(this)
+    return Comparison(experiment, bases, this, frames, results, rows, spec, only, summary_histograms(this, only))
+
+
+def sub_row_specs(comparison: Comparison, label_width: int = 24) -> list[SubRowSpec]:
+    """Diff mode's sub-rows: one per compared experiment, mapping the table's score, metric
+    and output columns to that experiment's per-row columns (see :func:`partner_rows`)."""
+    out = []
+    for i, (base, frame) in enumerate(zip(comparison.bases, comparison.base_frames, strict=True)):
+        prefix = partner_prefix(i)
+        sources = comparison_sources(comparison.this, frame)
+        if match_column(prefix) not in comparison.rows.columns:
+            continue
+        columns = {"output": output_column(prefix)}
+        for _, src, _ in sources:
+            # a metric shows under its own column only (the errors count is not has_error)
+            columns[src] = base_column(src, prefix)
+        columns = {k: v for k, v in columns.items() if v in comparison.rows.columns}
+        label = str(base["name"])
+        if len(label) > label_width:
+            label = label[: label_width - 1] + "…"
+        out.append(SubRowSpec(label, match_column(prefix), columns))
+    return out
 
 
 def source_of(key: str) -> str | None:
@@ -151,6 +185,8 @@ class CompareMixin:
     comparison: Comparison | None = None
     diff_mode: bool = False
     _diff_timer: Timer | None = None
+    _pending_layout: dict[str, Any] | None = None  # a loaded view's layout, shown once rows and comparison are in
+    _view_comparing = False
 
     class ComparisonReady(Message):
         def __init__(self, comparison: Comparison | None, error: str | None = None, note: str = "") -> None:
@@ -178,9 +214,28 @@ class CompareMixin:
         self.run_comparison(list(ids)[:MAX_COMPARED], note)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def run_comparison(self, base_ids: list[str], note: str = "") -> None:
+    def run_comparison(self, base_ids: list[str], note: str = "", skip_missing: bool = False) -> None:
+        """Compare with ``base_ids``; ``skip_missing`` (a loaded view) leaves out experiments
+        that no longer exist and says so."""
+        from evaltui.store.errors import NotFound
+
         store = self.app.store  # type: ignore[attr-defined]
         try:
+            if skip_missing:
+                found = []
+                for b in base_ids:
+                    try:
+                        found.append(find_experiment(store, b)["id"])
+                    except NotFound:
+                        continue
+                if len(found) < len(base_ids):
+                    n = len(base_ids) - len(found)
+                    gone = f"{n} compared experiment{'s' if n > 1 else ''} of the view no longer exist{'s' if n == 1 else ''}"
+                    note = f"{note}: {gone}, skipped" if note else f"{gone}, skipped"
+                if not found:
+                    self.post_message(self.ComparisonReady(None, note or "nothing to compare"))  # type: ignore[attr-defined]
+                    return
+                base_ids = found
             comparison = compute_comparison(store, self.experiment, base_ids)  # type: ignore[attr-defined]
         except Exception as e:
             self.post_message(self.ComparisonReady(None, f"could not compare: {e}"))  # type: ignore[attr-defined]
@@ -188,9 +243,14 @@ class CompareMixin:
         self.post_message(self.ComparisonReady(comparison, note=note))  # type: ignore[attr-defined]
 
     def on_compare_mixin_comparison_ready(self, message: ComparisonReady) -> None:
+        view_load, self._view_comparing = self._view_comparing, False
         if message.comparison is None:
-            self.app.notify(safe_text(message.error or "compare failed", 300), severity="error", markup=False)  # type: ignore[attr-defined]
+            self.app.notify(safe_text(message.error or "compare failed", 300),  # type: ignore[attr-defined]
+                            severity="warning" if view_load else "error", markup=False)
             self._set_title_note("")
+            if view_load:
+                self.clear_comparison()
+                self.apply_pending_layout()
             return
         c = message.comparison
         self.comparison = c
@@ -203,6 +263,77 @@ class CompareMixin:
         if message.note:
             text = message.note + ". " + text
         self.app.notify(safe_text(text, 300), markup=False, timeout=4)  # type: ignore[attr-defined]
+        self.apply_pending_layout()
+
+    # -- layout and comparisons in saved views ------------------------------------------------------
+
+    def current_layout(self) -> dict[str, Any]:
+        """The layout on screen for this experiment: ``{"name": list|grid|cards|table|details,
+        "diff": diff mode on, "grid_field": the grid's field (grid only)}``."""
+        from evaltui.tui.screens.compare_layouts import LayoutScreen
+
+        out: dict[str, Any] = {"name": "list", "diff": bool(self.diff_mode)}
+        for screen in reversed(self.app.screen_stack):  # type: ignore[attr-defined]
+            if isinstance(screen, LayoutScreen) and screen.owner is self:
+                out["name"] = screen.LAYOUT
+                field_ = getattr(screen, "field", None)
+                if field_:
+                    out["grid_field"] = field_
+                break
+        return out
+
+    def with_comparison_of(self, view: Any) -> Any:
+        """``view`` (a SavedView being saved) with the layout and the compared experiments.
+
+        The plain arrangement (the list, diff mode off, nothing compared) records nothing, so
+        loading such a view leaves the comparison as it is (as views saved before this did)."""
+        layout = self.current_layout()
+        compared = [str(b["id"]) for b in self.comparison.bases] if self.comparison is not None else []
+        if layout == {"name": "list", "diff": False} and not compared:
+            return view
+        view.layout = layout
+        view.comparisons = compared
+        return view
+
+    def apply_comparison_of(self, view: Any) -> None:
+        """Compare with a loaded view's experiments (missing ones skipped, with a notice), then
+        show its diff mode and layout. A view without a layout leaves all this as it is."""
+        layout = view.layout if isinstance(view.layout, dict) else {}
+        if not layout:
+            return
+        self._pending_layout = dict(layout)
+        wanted = [str(i) for i in view.comparisons][:MAX_COMPARED]
+        current = [str(b["id"]) for b in self.comparison.bases] if self.comparison is not None else []
+        if wanted == current:
+            self.call_after_refresh(self.apply_pending_layout)  # type: ignore[attr-defined]
+            return
+        if not wanted:
+            self.clear_comparison()
+            self.call_after_refresh(self.apply_pending_layout)  # type: ignore[attr-defined]
+            return
+        self._view_comparing = True
+        self._set_title_note("comparing…")
+        self.run_comparison(wanted, f"View {view.name}", skip_missing=True)
+
+    def apply_pending_layout(self) -> None:
+        """Show the loaded view's diff mode and layout once its rows and comparison are in."""
+        layout = self._pending_layout
+        if layout is None or self._view_comparing or not self.complete.get("traces"):  # type: ignore[attr-defined]
+            return  # rows_loaded / comparison_ready call again
+        self._pending_layout = None
+        if bool(layout.get("diff")) != self.diff_mode:
+            self.call_later(self.action_diff_mode)  # type: ignore[attr-defined]
+        from evaltui.tui.screens.compare_layouts import LAYOUTS, open_layout
+
+        name = layout.get("name")
+        if name in LAYOUTS:
+            field_ = layout.get("grid_field")
+            self.call_later(open_layout, self, name, field_ if isinstance(field_, str) else None)  # type: ignore[attr-defined]
+
+    def on_experiment_screen_rows_loaded(self, message: Any) -> None:
+        # runs after the screen's own handler (Textual calls each class's handler in the MRO)
+        if self._pending_layout is not None and message.row_type == "traces" and message.complete:
+            self.call_after_refresh(self.apply_pending_layout)  # type: ignore[attr-defined]
 
     def clear_comparison(self) -> None:
         self.comparison = None
@@ -284,6 +415,47 @@ class CompareMixin:
             self.action_toggle_rows()  # type: ignore[attr-defined]
         self.run_filter("traces", text, frame)  # type: ignore[attr-defined]
 
+    # -- order by regressions ------------------------------------------------------------------
+
+    def action_order_regressions(self) -> None:
+        """Score columns by regression count (most first); grouped, the groups by the
+        regressions of the score under the cursor (else the most regressed score)."""
+        c = self.comparison
+        if c is None:
+            self.app.notify("Compare first (c), then O orders the scores by their regressions",  # type: ignore[attr-defined]
+                            severity="warning")
+            return
+        if self.row_type != "traces" or "traces" not in self.frames:  # type: ignore[attr-defined]
+            self.app.notify("Order by regressions works on trace rows (t)", severity="warning")  # type: ignore[attr-defined]
+            return
+        from evaltui.tui.screens.experiment import settings_from
+
+        order = regression_order(c.result)
+        if not order:
+            self.app.notify("No scores to order", severity="warning")  # type: ignore[attr-defined]
+            return
+        table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
+        rank = {SCORE_PREFIX + name: i for i, (name, _) in enumerate(order)}
+        columns = table.columns
+        slots = [i for i, spec in enumerate(columns) if spec.key in rank]
+        for i, spec in zip(slots, sorted((columns[i] for i in slots), key=lambda s: rank[s.key]), strict=True):
+            columns[i] = spec
+        _, defaults = self._columns_for("traces")  # type: ignore[attr-defined]
+        self.view_columns = settings_from(columns, defaults)  # like a view's columns: ctrl+s saves them
+        shown = ", ".join(f"{safe_text(name, 30)} ↓{n}" for name, n in order[:4])
+        if self.group_by:  # type: ignore[attr-defined]
+            visible = table.visible_columns
+            here = visible[table.cursor_column].key if visible else ""
+            score = here if here in rank else SCORE_PREFIX + order[0][0]
+            self.group_sort = f"regressions:{score}"  # type: ignore[attr-defined]
+            self.rearrange()  # type: ignore[attr-defined]
+            shown = f"groups by {safe_text(score[len(SCORE_PREFIX):], 30)} regressions; scores: {shown}"
+            if here not in rank:
+                shown += " (O on a score column orders the groups by that score)"
+        else:
+            self._show_frame()  # type: ignore[attr-defined]
+        self.app.notify(f"Ordered by regressions: {shown}", timeout=4, markup=False)  # type: ignore[attr-defined]
+
     # -- diff mode -------------------------------------------------------------------------------
 
     async def action_diff_mode(self) -> None:
@@ -293,6 +465,7 @@ class CompareMixin:
             self._hide_diff()
             return
         self.diff_mode = True
+        self.sync_sub_rows()  # the table's sub-rows paint first; the word diff follows from a worker
         panels = self.query(DiffPanel)  # type: ignore[attr-defined]
         if panels:
             panels.first().display = True
@@ -304,8 +477,16 @@ class CompareMixin:
         from evaltui.tui.widgets.diff_view import DiffPanel
 
         self.diff_mode = False
+        self.sync_sub_rows()
         for p in self.query(DiffPanel):  # type: ignore[attr-defined]
             p.display = False
+
+    def sync_sub_rows(self, table: ExperimentTable | None = None) -> None:
+        """Sub-rows under each trace row while diff mode is on and experiments are compared."""
+        table = table or self.query_one(ExperimentTable)  # type: ignore[attr-defined]
+        c = self.comparison
+        show = self.diff_mode and c is not None and self.row_type == "traces"  # type: ignore[attr-defined]
+        table.set_sub_rows(sub_row_specs(c) if show and c is not None else None)
 
     def action_diff_target(self) -> None:
         from evaltui.tui.widgets.diff_view import DiffPanel

@@ -159,6 +159,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         Binding("L", "layout", "Layouts", show=False, id="experiment.layout"),
         Binding("vertical_line", "side_by_side", "Matching trace side by side", show=False,
                 id="experiment.side-by-side"),
+        Binding("O", "order_regressions", "Order by regressions", show=False, id="experiment.order-regressions"),
     ]
 
     class RowsLoaded(Message):

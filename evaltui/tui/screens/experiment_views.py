@@ -143,6 +143,7 @@ class ExperimentViews:
         """Called by ``_show_frame``: sort marks, search highlight, search hits."""
         table.set_sort_keys(self.sort_keys)
         table.set_search(self.search_text)
+        self.sync_sub_rows(table)  # type: ignore[attr-defined]  # diff mode's sub-rows (compare_support.py)
         if self.search_text:
             self.run_search(jump=False)
 
@@ -317,11 +318,13 @@ class ExperimentViews:
         view = SavedView(name=name, row_type=self.row_type, view=self.view_name, filter=self.filter_text,
                          search=self.search_text, sort=list(self.sort_keys), group=self.group_by,
                          group_sort=self.group_sort, columns=columns, density=table.density)
-        return self.with_custom_columns_of(view)  # type: ignore[attr-defined]
+        view = self.with_custom_columns_of(view)  # type: ignore[attr-defined]
+        return self.with_comparison_of(view)  # type: ignore[attr-defined]  # layout, compared experiments
 
     def apply_view(self, view: SavedView, kind: str | None = None) -> None:
         """Show the table arranged as ``view`` (a saved one or a built-in's)."""
         self.saved_view = (kind, view.name) if kind in ("personal", "shared") else None
+        self.apply_comparison_of(view)  # type: ignore[attr-defined]  # its comparison, diff mode, layout
         if self.adopt_custom_columns(view):  # type: ignore[attr-defined]
             self._recompute_columns()  # type: ignore[attr-defined]  # the view's custom columns, then its filter
         self.view_name = view.view if view.view in BUILTIN_VIEWS else "Default"
@@ -594,4 +597,10 @@ def _summary(view: SavedView) -> str:
         parts.append(f"search {view.search!r}")
     if view.row_type != "traces":
         parts.append(view.row_type)
+    if view.comparisons:
+        parts.append(f"compared with {len(view.comparisons)}")
+    if view.layout and view.layout.get("name", "list") != "list":
+        parts.append(f"layout {view.layout['name']}")
+    if view.layout and view.layout.get("diff"):
+        parts.append("diff mode")
     return " · ".join(parts) or "all rows"

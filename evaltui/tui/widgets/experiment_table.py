@@ -30,7 +30,7 @@ import bisect
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import orjson
@@ -54,6 +54,7 @@ from evaltui.tui.widgets.text_safety import ELLIPSIS, safe_text
 __all__ = [
     "ColumnSpec",
     "ExperimentTable",
+    "SubRowSpec",
     "column_summary",
     "format_cost",
     "format_duration",
@@ -88,6 +89,23 @@ class ColumnSpec:
     # is better for durations, tokens, cost and errors (``lower_is_better``)
     delta_key: str | None = None
     lower_is_better: bool = False
+
+
+@dataclass
+class SubRowSpec:
+    """A line under every row (diff mode): one compared experiment's values for the row's case.
+
+    ``columns`` maps a table column's key to the frame column holding the compared
+    experiment's value (its trials averaged). In numeric columns a sub-row shows the value and
+    its delta against the row above (that − this row), coloured for the compared experiment
+    (green: it did better than this row). ``match`` names the frame column saying
+    "matched" / "no match". Group header rows show the compared experiment's means over the
+    group against the group's own means.
+    """
+
+    label: str
+    match: str
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 # -- formatting (pure functions; a cell is a (text, tone) pair) -----------------------------
@@ -499,6 +517,7 @@ class ExperimentTable(ScrollView, can_focus=True):
     """
 
     density: reactive[str] = reactive("compact", layout=False, init=False)
+    _sub_rows: list[SubRowSpec] = []  # diff mode's sub-rows (set_sub_rows; replaced, never mutated)
 
     class RowHighlighted(Message):
         """The cursor is on a new row (``row`` -1 and ``key`` None when the table is empty).
@@ -610,6 +629,12 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     @property
     def row_height(self) -> int:
+        """Screen lines per display row: its own lines plus one per sub-row (diff mode)."""
+        return (TALL_LINES if self.density == "tall" else 1) + len(self._sub_rows)
+
+    @property
+    def _line_height(self) -> int:
+        """A row's own lines (without sub-rows)."""
         return TALL_LINES if self.density == "tall" else 1
 
     def set_data(
@@ -967,6 +992,8 @@ class ExperimentTable(ScrollView, can_focus=True):
             if i == 0:
                 arrow = "▸" if group.collapsed else "▾"
                 text = f"{arrow} {safe_text(group.label, 200)} · {group.count:,}"
+                if group.note:
+                    text += f" · {group.note}"
                 out.append(([safe_text(text, col.width)], ""))
                 continue
             mean = group.means.get(col.key)
@@ -1024,6 +1051,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         layout = self._layout
         width = layout.pinned_width + layout.scroll_width
         height = HEADER_HEIGHT + max(1, len(self._rows) * self.row_height)
+        if self._sub_rows and height - HEADER_HEIGHT > self._body_height():
+            # room to end on whole rows, so no sub-row shows at the top without its row
+            height += -(height - HEADER_HEIGHT - self._body_height()) % self.row_height
         self.virtual_size = Size(width, height)
 
     def _column_at(self, x: int) -> int | None:
@@ -1068,6 +1098,8 @@ class ExperimentTable(ScrollView, can_focus=True):
             y = top
         elif top + rh > y + body:
             y = top + rh - body
+            if self._sub_rows:  # whole rows at the top: no sub-row shows without its row
+                y = -(-y // rh) * rh
         layout = self._layout
         x = self.scroll_x
         column = self._cursor_column
@@ -1269,7 +1301,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             low, high = missing[0], missing[-1] + 1
             values = self._slice_values(self._rows.frame_indices(low, high))
             deltas = self._slice_deltas(self._rows.frame_indices(low, high))
-            layout, rh = self._layout, self.row_height
+            layout, rh = self._layout, self._line_height
             for offset, display_row in enumerate(range(low, high)):
                 group = self._rows.group_at(display_row)
                 if group is not None:
@@ -1282,8 +1314,12 @@ class ExperimentTable(ScrollView, can_focus=True):
                         text, tone = with_delta(text, tone, deltas.get(col.delta_key, [None] * (high - low))[offset], col)
                     row_cells.append((self._cell_lines(text, col, rh), tone))
                 cells.set(display_row, row_cells)
+        subs = self._sub_cells(start, end) if self._sub_rows else None
         for display_row in range(start, end):
-            self._row_cache.set(display_row, self._render_row(display_row, cells.get(display_row)))
+            strips = self._render_row(display_row, cells.get(display_row))
+            if subs is not None:
+                strips += self._render_sub_rows(display_row, subs[display_row - start])
+            self._row_cache.set(display_row, strips)
 
     def _slice_values(self, indices: list[int | None]) -> list[list[Any]]:
         """Python values of the visible columns for these frame rows (only these rows)."""
@@ -1325,7 +1361,7 @@ class ExperimentTable(ScrollView, can_focus=True):
     def _render_row(self, row: int, cells: list[tuple[list[str], Any]]) -> list[tuple[Strip, Strip]]:
         layout = self._layout
         styles = self._get_styles()
-        rh = self.row_height
+        rh = self._line_height
         is_cursor_row = row == self._cursor_row
         row_style = self._row_style(row)
         # runs of (texts, style): neighbouring cells in one style become one segment, so every
@@ -1391,6 +1427,123 @@ class ExperimentTable(ScrollView, can_focus=True):
             return [safe_text(text, col.width)]
         # tall: wrap within the column (the text is already cut to a few hundred chars)
         return _wrap(safe_text(text, limit + 1, newlines=True), col.width, rh)
+
+    # -- sub-rows (diff mode): a line per compared experiment under each row ---------------
+    #
+    # Sub-rows are extra lines of their row, not rows: the cursor, selection, enter, y / Y,
+    # sort, filter and groups see one row per trace, and a click on a sub-row is its row.
+
+    @property
+    def sub_rows(self) -> list[SubRowSpec]:
+        return list(self._sub_rows)
+
+    def set_sub_rows(self, specs: list[SubRowSpec] | None) -> None:
+        """Show one sub-row per spec under every row (none: plain rows); the cursor stays."""
+        specs = list(specs or [])
+        if specs == self._sub_rows:
+            return
+        self._sub_rows = specs
+        self._invalidate(cells=False)  # the rows' own cells stand; their strips gain lines
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+
+    def _sub_cells(self, start: int, end: int) -> list[list[list[tuple[str, Any]]]]:
+        """Per display row in [start, end), per sub-row, per visible column: (text, tone)."""
+        layout = self._layout
+        frame = self._frame
+        indices = self._rows.frame_indices(start, end)
+        real = [i for i in indices if i is not None]
+        wanted: set[str] = set()
+        for spec in self._sub_rows:
+            wanted.add(spec.match)
+            for col in layout.columns:
+                source = spec.columns.get(col.key)
+                if source is not None:
+                    wanted.update((source, col.key))
+        wanted &= set(frame.columns)
+        # one gather per column for the whole run of rows; only these rows become Python values
+        values = {k: frame.get_column(k).gather(real).to_list() for k in wanted} if real else {}
+        position = {index: n for n, index in enumerate(real)}
+        out: list[list[list[tuple[str, Any]]]] = []
+        for display_row, index in zip(range(start, end), indices, strict=True):
+            if index is None:
+                group = self._rows.group_at(display_row)
+                out.append([self._sub_group_cells(spec, group) for spec in self._sub_rows])
+                continue
+            n = position[index]
+            rows = []
+            for spec in self._sub_rows:
+                match = values.get(spec.match)
+                matched = match is not None and match[n] == "matched"
+                cells: list[tuple[str, Any]] = []
+                for i, col in enumerate(layout.columns):
+                    if i == 0:
+                        label = f"  ↳ {spec.label}" + ("" if matched else ": no match")
+                        cells.append((label, "dim" if matched else "warning"))
+                        continue
+                    source = spec.columns.get(col.key)
+                    if not matched or source is None or source not in values:
+                        cells.append(("", ""))
+                        continue
+                    mine = values[col.key][n] if col.key in values else None
+                    cells.append(self._sub_cell(values[source][n], mine, col))
+                rows.append(cells)
+            out.append(rows)
+        return out
+
+    def _sub_cell(self, value: Any, mine: Any, col: ColumnSpec) -> tuple[str, Any]:
+        """A compared value, dim, and in numeric columns its delta against ``mine`` (this row's)."""
+        text, tone = format_cell(value, col.kind, col.key)
+        tone = "dim" if not isinstance(tone, str) or tone in ("", "success") else tone
+        if col.kind not in _NUMERIC_KINDS or value is None:
+            return text, tone
+        number = (int, float)
+        delta = (float(value) - float(mine)) if isinstance(value, number) and isinstance(mine, number) else None
+        text, delta_tone = with_delta(text, tone, delta, col)
+        if isinstance(delta_tone, DeltaTone):
+            return text, DeltaTone("dim", delta_tone.suffix, delta_tone.delta)
+        return text, "dim"
+
+    def _sub_group_cells(self, spec: SubRowSpec, group: Group | None) -> list[tuple[str, Any]]:
+        """A group header's sub-row: the compared experiment's means over the group's cases."""
+        cells: list[tuple[str, Any]] = []
+        for i, col in enumerate(self._layout.columns):
+            if i == 0:
+                cells.append((f"  ↳ {spec.label}", "dim"))
+                continue
+            source = spec.columns.get(col.key)
+            mean = group.means.get(source) if group is not None and source is not None else None
+            if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+                cells.append(("", ""))
+                continue
+            text, tone = self._sub_cell(mean, group.means.get(col.key) if group is not None else None, col)
+            if col.kind == "score":
+                text = "μ " + text
+            cells.append((text, tone))
+        return cells
+
+    def _render_sub_rows(self, row: int, subs: list[list[tuple[str, Any]]]) -> list[tuple[Strip, Strip]]:
+        """The strips of ``row``'s sub-rows: dim, indented, in the row's background."""
+        layout = self._layout
+        styles = self._get_styles()
+        row_style = self._row_style(row)
+        out = []
+        for cells in subs:
+            parts: list[list[Segment]] = [[], []]
+            for i, (col, (text, tone)) in enumerate(zip(layout.columns, cells, strict=True)):
+                part = 0 if i < layout.pinned_count else 1
+                content = self._cell_lines(text, col, 1)[0] if text else ""
+                if isinstance(tone, DeltaTone):
+                    parts[part].extend(self._delta_segments(content, col, tone, row_style))
+                else:
+                    tone_style = self._tone_style(tone)
+                    style = row_style + tone_style if tone_style is not None else row_style
+                    parts[part].append(Segment(" " + _fit_cell(content, col.width, col.kind in _NUMERIC_KINDS),
+                                               style))
+                if part == 0 and i == layout.pinned_count - 1:
+                    parts[0].append(Segment("│", row_style + styles["divider"]))
+            out.append((Strip(parts[0], layout.pinned_width), Strip(parts[1], layout.scroll_width)))
+        return out
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r?\n[ \t]*)+")
