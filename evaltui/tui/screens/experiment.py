@@ -543,7 +543,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         event.stop()
         text = event.text
         if not text.strip():
-            self.query_one(FilterBar).clear_error()
+            self._close_filter_bar()
             self.clear_filter()
             return
         frame = self.frames.get(self.row_type)
@@ -554,11 +554,19 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
 
     @on(FilterBar.Closed)
     def _filter_closed(self, event: FilterBar.Closed) -> None:
+        # esc in the bar clears the filter (the issue's "esc clears it"); enter keeps it
         event.stop()
+        self._close_filter_bar()
+        if self.filter_text is not None:
+            self.clear_filter()
+
+    def _close_filter_bar(self) -> None:
+        """Hide the bar and give the table the keys (j/k/r/a work at once); ``/`` reopens it."""
         bar = self.query_one(FilterBar)
         bar.clear_error()
-        bar.display = False
-        self.query_one(ExperimentTable).focus()
+        if bar.display:
+            bar.display = False
+            self.query_one(ExperimentTable).focus()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="filter")
     def run_filter(self, row_type: str, text: str, frame: pl.DataFrame, quiet: bool = False) -> None:
@@ -608,7 +616,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         if message.row_type not in self.frames or message.state != self._arrange_state():
             return
         if not message.quiet:
-            bar.clear_error()
+            self._close_filter_bar()  # applied: the filter stays, the table takes the keys
             self.filtered.clear()  # a new filter: other row types are filtered again when shown
             self.remember_filter(message.text)
         elif (self.filter_text or "") != message.text:

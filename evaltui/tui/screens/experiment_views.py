@@ -225,6 +225,7 @@ class ExperimentViews:
 
     def on_search_bar_applied(self, event: SearchBar.Applied) -> None:
         event.stop()
+        self._close_search_bar()  # the table takes the keys: n / N at once
         text = event.text.strip()
         self.search_text = text or None
         table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
@@ -237,8 +238,15 @@ class ExperimentViews:
 
     def on_search_bar_closed(self, event: SearchBar.Closed) -> None:
         event.stop()
-        self.query_one(SearchBar).display = False  # type: ignore[attr-defined]
-        self.query_one(ExperimentTable).focus()  # type: ignore[attr-defined]
+        self._close_search_bar()
+        if self.search_text:
+            self.clear_search()  # esc in the bar clears, as esc on the table does
+
+    def _close_search_bar(self) -> None:
+        bar = self.query_one(SearchBar)  # type: ignore[attr-defined]
+        if bar.display:
+            bar.display = False
+            self.query_one(ExperimentTable).focus()  # type: ignore[attr-defined]
 
     def clear_search(self) -> None:
         self.search_text = None
