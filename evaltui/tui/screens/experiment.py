@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,53 @@ TRACE_ORDER = (
     "completion_tokens", "tokens", "estimated_cost", "llm_calls", "tool_calls", "errors", "tags", "created",
     "review_status", "assignee", "@metadata",
 )
+
+
+def _import_arrange() -> None:
+    import evaltui.query.filter  # noqa: F401
+
+
+class FirstPage:
+    """The experiment to open and its first page of trace rows, read in a thread started
+    with the app: they are ready when the screen mounts instead of being read only then
+    (at start-up that read also waited on the event loop's first layouts)."""
+
+    def __init__(self, store: Any, ref: str) -> None:
+        self.ref = ref
+        self._store = store
+        self._done = threading.Event()
+        self._taken = False
+        self.experiment: dict[str, Any] | None = None
+        self._page: tuple[tuple[int, int], pl.DataFrame] | None = None
+        threading.Thread(target=self._read, name="evaltui-first-page", daemon=True).start()
+
+    def _read(self) -> None:
+        from evaltui.store import find_experiment
+
+        try:
+            exp = find_experiment(self._store, self.ref)
+            self.experiment = exp
+            version = experiment_version(self._store, exp["id"])  # before the rows, as load_rows reads them
+            self._page = (version, load_trace_rows(self._store, exp["id"], limit=FIRST_PAGE))
+        except Exception:  # noqa: BLE001 - the screen's own reads report what went wrong
+            pass
+        finally:
+            self._done.set()
+
+    def found(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The experiment ``ref`` names (None when it could not be read: look it up again)."""
+        self._done.wait(timeout)
+        return self.experiment
+
+    def take(self, experiment_id: str, timeout: float = 10.0) -> tuple[tuple[int, int], pl.DataFrame] | None:
+        """(version, first page) of ``experiment_id``, once; None when not read here."""
+        if self._taken or not self._done.wait(timeout) or self.experiment is None:
+            return None
+        if self.experiment["id"] != experiment_id:
+            return None
+        self._taken = True
+        page, self._page = self._page, None
+        return page
 
 
 def default_columns(frame: pl.DataFrame, row_type: str) -> list[ColumnSpec]:
@@ -247,8 +295,25 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         table.density = self.app.config.density  # type: ignore[attr-defined]
         self._update_title()
         table.focus()
-        self.load_rows("traces")
+        if not self._show_first_page():
+            self.load_rows("traces")
         self.load_views()
+
+    def _show_first_page(self) -> bool:
+        """Show the first page the app read while starting (if it has it already): the first
+        frame then has rows, without a worker's round trip behind the screen's first layouts."""
+        preload: FirstPage | None = getattr(self.app, "first_page", None)
+        read = preload.take(self.experiment["id"], timeout=0) if preload is not None else None
+        if read is None:
+            return False
+        version, page = read
+        try:
+            first = self.with_computed(page, refresh=True)  # a small settings read; 200 rows
+        except Exception:  # noqa: BLE001 - the worker reads and reports it again
+            return False
+        self.loaded_version = version
+        self.on_experiment_screen_rows_loaded(self.RowsLoaded("traces", first, version[1], version[1] <= first.height))
+        return True
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -260,9 +325,15 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
+            preload: FirstPage | None = getattr(self.app, "first_page", None)
+            read = preload.take(eid) if preload is not None else None
+            if read is not None:
+                self.loaded_version, page = read
+            else:
+                self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
+                page = load_trace_rows(store, eid, limit=FIRST_PAGE)
             total = self.loaded_version[1]
-            first = self.with_computed(load_trace_rows(store, eid, limit=FIRST_PAGE), refresh=True)
+            first = self.with_computed(page, refresh=True)
             # the rest is loaded once this page is painted (see rows_loaded)
             self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
         except Exception as e:
@@ -306,6 +377,9 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
     def _rows_settled(self) -> None:
         self.query_one(TracePane).prepare()  # ready before the first enter
         self.app.freeze_heap()  # type: ignore[attr-defined]
+        # the filter language (sort, group and filter run through it) loads now, while idle,
+        # not on the first [ / b / enter (it was most of the first sort's 100 ms)
+        threading.Thread(target=_import_arrange, name="evaltui-import-filter", daemon=True).start()
 
     def _columns_for(self, row_type: str) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
         frame = self.frames[row_type]
