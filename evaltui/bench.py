@@ -617,8 +617,10 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
                f"{med(empty, 'moves_sent_cpu_s') * 1000:.0f} ms; ratio "
                f"{med(app, 'moves_sent_cpu_s') / med(empty, 'moves_sent_cpu_s'):.2f}; one-widget Line-API app "
                f"{med(lines, 'moves_sent_cpu_s') * 1000:.0f} ms"),
-        Figure("TUI open a 1,000-span trace", med(app, "open_trace_ms"), "ms", "<= 100",
-               f"{app[0]['trace_spans']} spans, load + tree painted; CPU {med(app, 'open_trace_cpu_ms'):.0f} ms"),
+        Figure("TUI open a 1,000-span trace", med(app, "open_trace_frame_ms"), "ms", "<= 100",
+               f"{app[0]['trace_spans']} spans, from open to the first frame showing the tree (load in a worker, "
+               f"pane laid out and painted); settled (Pilot.pause, session 2's figure) "
+               f"{med(app, 'open_trace_ms'):.0f} ms, CPU by then {med(app, 'open_trace_cpu_ms'):.0f} ms"),
         Figure("TUI RSS", med(app, "rss_mb"), "MB", "<= 300", f"empty Textual app {med(empty, 'rss_mb'):.0f} MB"),
         Figure("TUI Analyze screen: A to findings", med(app, "analyze_screen_ms"), "ms", "<= 1000",
                f"insights computed directly: {med(app, 'analyze_call_ms'):.0f} ms; longest event-loop stall"
