@@ -28,8 +28,6 @@ from evaltui.tui.screens.computed_columns import ComputedColumns
 from evaltui.tui.screens.review import ReviewActions
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.screens.experiment_views import ExperimentViews
-from evaltui.tui.widgets.filter_bar import FilterBar
-from evaltui.tui.widgets.search_bar import SearchBar
 from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
@@ -37,6 +35,7 @@ from evaltui.tui.widgets.trace_pane import TracePane
 
 if TYPE_CHECKING:  # imported where used: start-up does not need the filter language or trace model
     from evaltui.query.filter import FilterError
+    from evaltui.tui.widgets.filter_bar import FilterBar
     from evaltui.tui.widgets.trace_data import TraceData
 
 FIRST_PAGE = 200
@@ -282,13 +281,36 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         with Horizontal(id="exp-body"):
             yield ExperimentTable(id="table")
             yield TracePane(id="pane")
-        bar = FilterBar(id="filter-bar")
-        bar.display = False
-        yield bar
-        search = SearchBar(id="search-bar")
-        search.display = False
-        yield search
+        # the filter and search bars are mounted when first opened (see _bar): start-up has
+        # seven widgets (and Textual's Input) less to import, style and visit
         yield KeyFooter()
+
+    async def _bar(self, name: str) -> Any:
+        """The filter (``name`` "filter") or search bar, mounted hidden the first time it is asked for,
+        between the table and the footer (the filter bar above the search bar)."""
+        found = self.query(f"#{name}-bar")
+        if found:
+            return found.first()
+        if name == "filter":
+            from evaltui.tui.widgets.filter_bar import FilterBar
+
+            bar = FilterBar(id="filter-bar")
+        else:
+            from evaltui.tui.widgets.search_bar import SearchBar
+
+            bar = SearchBar(id="search-bar")
+        bar.display = False
+        other = self.query("#search-bar")
+        if name == "filter" and other:
+            await self.mount(bar, before=other.first())
+        else:
+            await self.mount(bar, before=self.query_one(KeyFooter))
+        return bar
+
+    def _open_bar(self, name: str) -> Any:
+        """The bar when it is mounted (None before its first use)."""
+        found = self.query(f"#{name}-bar")
+        return found.first() if found else None
 
     def on_mount(self) -> None:
         table = self.query_one(ExperimentTable)
@@ -604,16 +626,15 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
 
     # -- filter ----------------------------------------------------------------------------
 
-    def action_filter(self) -> None:
-        bar = self.query_one(FilterBar)
+    async def action_filter(self) -> None:
+        bar = await self._bar("filter")
         bar.history = list(self.app.config.filter_history)  # type: ignore[attr-defined]
         frame = self.frames.get(self.row_type)
         if frame is not None:
             bar.set_completion_source(frame.schema, self._completion_values(self.row_type), self.row_type)
         bar.open(self.filter_text or "")
 
-    @on(FilterBar.Applied)
-    def _filter_submitted(self, event: FilterBar.Applied) -> None:
+    def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
         event.stop()
         text = event.text
         if not text.strip():
@@ -626,8 +647,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
             return
         self.run_filter(self.row_type, text, frame)
 
-    @on(FilterBar.Closed)
-    def _filter_closed(self, event: FilterBar.Closed) -> None:
+    def on_filter_bar_closed(self, event: FilterBar.Closed) -> None:
         # esc in the bar clears the filter (the issue's "esc clears it"); enter keeps it
         event.stop()
         self._close_filter_bar()
@@ -636,7 +656,9 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
 
     def _close_filter_bar(self) -> None:
         """Hide the bar and give the table the keys (j/k/r/a work at once); ``/`` reopens it."""
-        bar = self.query_one(FilterBar)
+        bar = self._open_bar("filter")
+        if bar is None:
+            return
         bar.clear_error()
         if bar.display:
             bar.display = False
@@ -661,7 +683,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         self.post_message(self.FilterDone(row_type, text, result, quiet=quiet, groups=groups, state=state))
 
     def on_experiment_screen_filter_done(self, message: FilterDone) -> None:
-        bar = self.query_one(FilterBar)
+        bar = self._open_bar("filter")
         if message.frame is None:
             if message.quiet:
                 # re-applying the active filter (other row type, newly loaded rows) failed
@@ -682,7 +704,10 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
                     self.sort_keys, self.group_by = [], None
                     self.rearrange()
                 return
-            if message.error is not None:
+            if bar is None:  # a filter applied from elsewhere (Analyze's findings) with the bar never opened
+                why = message.error.message if message.error else (message.failure or "filter failed")
+                self.app.notify(safe_text(f"Filter not applied: {why}", 300), severity="error", markup=False)
+            elif message.error is not None:
                 bar.show_error(message.text, message.error.message, message.error.column)
             else:
                 bar.show_error(message.text, message.failure or "filter failed", 1)
