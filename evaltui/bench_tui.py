@@ -329,6 +329,8 @@ async def _arrange(db: str, experiment: str) -> dict:
         screen.query_one(FilterBar).input.value = text
         await timed("filter", "enter", lambda: screen.filter_text == text)
         out["filtered_rows"] = table.row_count
+        if screen.query_one(FilterBar).display:
+            await pilot.press("escape")  # (a version whose enter keeps the bar open: leave it first)
         await pilot.press("escape")  # enter closed the bar; esc on the table clears the filter
         await _until(lambda: screen.filter_text is None and table.row_count == out["rows"])
         # sort, descending by the score
