@@ -65,6 +65,7 @@ class FirstPage:
         self._done = threading.Event()
         self._taken = False
         self.experiment: dict[str, Any] | None = None
+        self.error: str | None = None  # why the read failed (the screen reads again and says so)
         self._page: tuple[tuple[int, int], pl.DataFrame] | None = None
         threading.Thread(target=self._read, name="evaltui-first-page", daemon=True).start()
 
@@ -76,8 +77,8 @@ class FirstPage:
             self.experiment = exp
             version = experiment_version(self._store, exp["id"])  # before the rows, as load_rows reads them
             self._page = (version, load_trace_rows(self._store, exp["id"], limit=FIRST_PAGE))
-        except Exception:  # noqa: BLE001 - the screen's own reads report what went wrong
-            pass
+        except Exception as e:  # noqa: BLE001 - the screen's own reads report what went wrong
+            self.error = str(e)
         finally:
             self._done.set()
 
