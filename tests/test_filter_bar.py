@@ -87,7 +87,8 @@ async def test_filter_narrows_rows_and_esc_clears(db: Path) -> None:
         text = "scores.acc >= 0.4 and any_span(error is not null)"
         await apply(pilot, text)
         bar = app.screen.query_one(FilterBar)
-        assert bar.display
+        assert not bar.display  # enter applies and hands the keys to the table
+        assert app.focused is table(app)
         store = Store(db)
         try:
             expected = count_matching(store, EID, text)
@@ -99,17 +100,38 @@ async def test_filter_narrows_rows_and_esc_clears(db: Path) -> None:
         assert f"filter: {text}" in title(app)
         assert table(app).current_row()["root_span_id"] == key
 
-        await pilot.press("escape")  # closes the bar, keeps the filter
+        await pilot.press("slash")  # reopens the bar with the filter, which stays applied
+        await settle(pilot)
+        assert bar.display and app.focused is bar.input
+        assert bar.value == text
+        assert table(app).row_count == expected
+
+        await pilot.press("escape")  # in the bar: clears the filter and closes the bar
         await settle(pilot)
         assert not bar.display
         assert app.focused is table(app)
-        assert table(app).row_count == expected
+        assert table(app).row_count == 6
+        assert "filter:" not in title(app)
 
-        await pilot.press("escape")  # on the table: clears the filter, stays on the screen
+        await apply(pilot, text)
+        assert table(app).row_count == expected
+        await pilot.press("escape")  # on the table: clears the filter too, stays on the screen
         await settle(pilot)
         assert table(app).row_count == 6
         assert "filter:" not in title(app)
         assert app.screen.id == "experiment"
+
+
+async def test_keys_after_enter_act_on_the_table(db: Path) -> None:
+    app = EvalTUI(db, "proj/exp")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"scores.acc >= 0.4", "enter", "j")
+        await settle(pilot)
+        assert table(app).row_count == 4
+        assert table(app).cursor_row == 1  # j moved the cursor instead of typing into the bar
+        assert app.screen.query_one(FilterBar).value == "scores.acc >= 0.4"
+        assert app.screen.filter_text == "scores.acc >= 0.4"
 
 
 async def test_broken_filter_shows_error_and_keeps_table(db: Path) -> None:
@@ -132,6 +154,7 @@ async def test_broken_filter_shows_error_and_keeps_table(db: Path) -> None:
         await apply(pilot, "scores.acc < 0.3")
         assert table(app).row_count == 2
         assert not app.screen.query_one("#filter-error").display
+        assert not bar.display and app.focused is table(app)
 
 
 async def test_toggle_rows_reapplies_or_clears_the_filter(db: Path) -> None:
@@ -147,8 +170,6 @@ async def test_toggle_rows_reapplies_or_clears_the_filter(db: Path) -> None:
             store.close()
         assert (traces, spans) == (4, 4)
         await apply(pilot, text)
-        await pilot.press("escape")
-        await settle(pilot)
         assert table(app).row_count == traces
         await pilot.press("t")
         await settle(pilot)
@@ -158,8 +179,6 @@ async def test_toggle_rows_reapplies_or_clears_the_filter(db: Path) -> None:
         await pilot.press("t")
         await settle(pilot)
         await apply(pilot, "any_span(error is not null)")
-        await pilot.press("escape")
-        await settle(pilot)
         assert table(app).row_count == 2
         await pilot.press("t")  # any_span does not apply to span rows: the filter is cleared
         await settle(pilot)

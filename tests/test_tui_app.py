@@ -1140,9 +1140,7 @@ async def _search(app, pilot, clip, key):
     await pilot.press("enter")
     await settle(pilot)
     assert "search: ship (2 matches)" in screen_text(app)
-    await pilot.press("escape")
-    await settle(pilot)
-    assert not bar.display
+    assert not bar.display and app.focused is table(app)  # enter hands the keys to the table
 
 
 @driver("experiment.search-next", "experiment.search-previous")
@@ -1151,7 +1149,7 @@ async def _search_next(app, pilot, clip, key):
     if screen.search_text != "ship":
         await pilot.press("ctrl+f")
         screen.query_one("SearchBar").input.value = "ship"
-        await pilot.press("enter", "escape")
+        await pilot.press("enter")
         await settle(pilot)
     t = table(app)
     t.move_cursor(row=2)

@@ -129,7 +129,8 @@ async def test_filter_count_matches_export_and_history_recalls(db: Path) -> None
         await settle(pilot)
         assert table(app).row_count == expected
         assert f"{expected} of 12 rows" in title(app)
-        await pilot.press("escape", "escape")  # close the bar, clear the filter
+        assert not app.screen.query_one(FilterBar).display  # enter closed the bar
+        await pilot.press("escape")  # on the table: clears the filter
         await settle(pilot)
         assert table(app).row_count == 12
         # history: up recalls it (and survives in the config)
@@ -224,7 +225,6 @@ async def test_builtin_views_combine_with_the_filter(db: Path) -> None:
         await pilot.press("slash", *"metadata.model = 'm1'", "enter")
         await settle(pilot)
         assert sorted(keys(app)) == ["t00", "t02", "t03", "t04", "t05"]  # m1 without t01
-        await pilot.press("escape")
         await pick_view(pilot, "Assigned to me")  # alice, from the config
         assert sorted(keys(app)) == ["t02", "t05"]
         await pick_view(pilot, "Unreviewed")
@@ -278,7 +278,7 @@ async def test_saved_view_survives_a_restart_as_my_default(db: Path, config_file
     async with app.run_test(size=(160, 40)) as pilot:
         await opened(pilot)
         await pick_view(pilot, "Non-errors")
-        await pilot.press("slash", *"scores.acc >= 0.3", "enter", "escape")
+        await pilot.press("slash", *"scores.acc >= 0.3", "enter")
         await settle(pilot)
         await go_to_column(pilot, "scores.acc")
         await pilot.press("right_square_bracket")
@@ -386,8 +386,7 @@ async def test_search_finds_highlights_and_jumps(db: Path) -> None:
         assert table(app).row_count == 12  # search narrows nothing
         assert "search: SORRY (2 matches)" in title(app)
         assert table(app).row_key(table(app).cursor_row) == "t04"
-        await pilot.press("escape")  # close the bar
-        await pilot.press("n")
+        await pilot.press("n")  # enter closed the bar: n is the table's
         assert table(app).row_key(table(app).cursor_row) == "t09"
         await pilot.press("n")  # wraps
         assert table(app).row_key(table(app).cursor_row) == "t04"

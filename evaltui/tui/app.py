@@ -37,7 +37,7 @@ from evaltui.store import NotFound, Store, find_experiment
 from evaltui.tui.clipboard import copy_text
 from evaltui.tui.commands import AppCommands, binding_entries
 from evaltui.tui.live import LiveChanged, LiveWatcher
-from evaltui.tui.screens.experiment import ExperimentScreen
+from evaltui.tui.screens.experiment import ExperimentScreen, FirstPage
 from evaltui.tui.screens.experiment_list import ExperimentListScreen
 from evaltui.tui.screens.help import HelpScreen
 from evaltui.tui.widgets.text_safety import safe_text
@@ -74,6 +74,8 @@ class EvalTUI(App[None]):
         self._config_warnings = loaded.warnings
         self._initial_experiment = experiment
         self.opening_experiment = False
+        # read while Textual starts: the experiment and its first rows are there when its screen mounts
+        self.first_page: FirstPage | None = FirstPage(self.store, experiment) if experiment else None
         super().__init__()
         if self.config.theme and self.config.theme in self.available_themes:
             self.theme = self.config.theme
@@ -135,7 +137,10 @@ class EvalTUI(App[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="find-experiment")
     def _find_experiment(self, ref: str) -> None:
         try:
-            exp = find_experiment(self.store, ref)
+            preload = self.first_page
+            exp = preload.found() if preload is not None and preload.ref == ref else None
+            if exp is None:
+                exp = find_experiment(self.store, ref)
         except NotFound as e:
             self.post_message(self.ExperimentFound(None, str(e)))
             return

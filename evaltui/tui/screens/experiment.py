@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,6 @@ from evaltui.tui.screens.computed_columns import ComputedColumns
 from evaltui.tui.screens.review import ReviewActions
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.screens.experiment_views import ExperimentViews
-from evaltui.tui.widgets.filter_bar import FilterBar
-from evaltui.tui.widgets.search_bar import SearchBar
 from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
@@ -36,6 +35,7 @@ from evaltui.tui.widgets.trace_pane import TracePane
 
 if TYPE_CHECKING:  # imported where used: start-up does not need the filter language or trace model
     from evaltui.query.filter import FilterError
+    from evaltui.tui.widgets.filter_bar import FilterBar
     from evaltui.tui.widgets.trace_data import TraceData
 
 FIRST_PAGE = 200
@@ -48,6 +48,54 @@ TRACE_ORDER = (
     "completion_tokens", "tokens", "estimated_cost", "llm_calls", "tool_calls", "errors", "tags", "created",
     "review_status", "assignee", "@metadata",
 )
+
+
+def _import_arrange() -> None:
+    import evaltui.query.filter  # noqa: F401
+
+
+class FirstPage:
+    """The experiment to open and its first page of trace rows, read in a thread started
+    with the app: they are ready when the screen mounts instead of being read only then
+    (at start-up that read also waited on the event loop's first layouts)."""
+
+    def __init__(self, store: Any, ref: str) -> None:
+        self.ref = ref
+        self._store = store
+        self._done = threading.Event()
+        self._taken = False
+        self.experiment: dict[str, Any] | None = None
+        self.error: str | None = None  # why the read failed (the screen reads again and says so)
+        self._page: tuple[tuple[int, int], pl.DataFrame] | None = None
+        threading.Thread(target=self._read, name="evaltui-first-page", daemon=True).start()
+
+    def _read(self) -> None:
+        from evaltui.store import find_experiment
+
+        try:
+            exp = find_experiment(self._store, self.ref)
+            self.experiment = exp
+            version = experiment_version(self._store, exp["id"])  # before the rows, as load_rows reads them
+            self._page = (version, load_trace_rows(self._store, exp["id"], limit=FIRST_PAGE))
+        except Exception as e:  # noqa: BLE001 - the screen's own reads report what went wrong
+            self.error = str(e)
+        finally:
+            self._done.set()
+
+    def found(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The experiment ``ref`` names (None when it could not be read: look it up again)."""
+        self._done.wait(timeout)
+        return self.experiment
+
+    def take(self, experiment_id: str, timeout: float = 10.0) -> tuple[tuple[int, int], pl.DataFrame] | None:
+        """(version, first page) of ``experiment_id``, once; None when not read here."""
+        if self._taken or not self._done.wait(timeout) or self.experiment is None:
+            return None
+        if self.experiment["id"] != experiment_id:
+            return None
+        self._taken = True
+        page, self._page = self._page, None
+        return page
 
 
 def default_columns(frame: pl.DataFrame, row_type: str) -> list[ColumnSpec]:
@@ -235,21 +283,61 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         with Horizontal(id="exp-body"):
             yield ExperimentTable(id="table")
             yield TracePane(id="pane")
-        bar = FilterBar(id="filter-bar")
-        bar.display = False
-        yield bar
-        search = SearchBar(id="search-bar")
-        search.display = False
-        yield search
+        # the filter and search bars are mounted when first opened (see _bar): start-up has
+        # seven widgets (and Textual's Input) less to import, style and visit
         yield KeyFooter()
+
+    async def _bar(self, name: str) -> Any:
+        """The filter (``name`` "filter") or search bar, mounted hidden the first time it is asked for,
+        between the table and the footer (the filter bar above the search bar)."""
+        found = self.query(f"#{name}-bar")
+        if found:
+            return found.first()
+        if name == "filter":
+            from evaltui.tui.widgets.filter_bar import FilterBar
+
+            bar = FilterBar(id="filter-bar")
+        else:
+            from evaltui.tui.widgets.search_bar import SearchBar
+
+            bar = SearchBar(id="search-bar")
+        bar.display = False
+        other = self.query("#search-bar")
+        if name == "filter" and other:
+            await self.mount(bar, before=other.first())
+        else:
+            await self.mount(bar, before=self.query_one(KeyFooter))
+        return bar
+
+    def _open_bar(self, name: str) -> Any:
+        """The bar when it is mounted (None before its first use)."""
+        found = self.query(f"#{name}-bar")
+        return found.first() if found else None
 
     def on_mount(self) -> None:
         table = self.query_one(ExperimentTable)
         table.density = self.app.config.density  # type: ignore[attr-defined]
         self._update_title()
         table.focus()
-        self.load_rows("traces")
+        if not self._show_first_page():
+            self.load_rows("traces")
         self.load_views()
+
+    def _show_first_page(self) -> bool:
+        """Show the first page the app read while starting (if it has it already): the first
+        frame then has rows, without a worker's round trip behind the screen's first layouts."""
+        preload: FirstPage | None = getattr(self.app, "first_page", None)
+        read = preload.take(self.experiment["id"], timeout=0) if preload is not None else None
+        if read is None:
+            return False
+        version, page = read
+        try:
+            first = self.with_computed(page, refresh=True)  # a small settings read; 200 rows
+        except Exception:  # noqa: BLE001 - the worker reads and reports it again
+            return False
+        self.loaded_version = version
+        self.on_experiment_screen_rows_loaded(self.RowsLoaded("traces", first, version[1], version[1] <= first.height))
+        return True
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -261,9 +349,15 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
             if row_type == "spans":
                 self.post_message(self.RowsLoaded("spans", load_span_rows(store, eid), None, True))
                 return
-            self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
+            preload: FirstPage | None = getattr(self.app, "first_page", None)
+            read = preload.take(eid) if preload is not None else None
+            if read is not None:
+                self.loaded_version, page = read
+            else:
+                self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
+                page = load_trace_rows(store, eid, limit=FIRST_PAGE)
             total = self.loaded_version[1]
-            first = self.with_computed(load_trace_rows(store, eid, limit=FIRST_PAGE), refresh=True)
+            first = self.with_computed(page, refresh=True)
             # the rest is loaded once this page is painted (see rows_loaded)
             self.post_message(self.RowsLoaded("traces", first, total, total <= first.height))
         except Exception as e:
@@ -307,6 +401,9 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
     def _rows_settled(self) -> None:
         self.query_one(TracePane).prepare()  # ready before the first enter
         self.app.freeze_heap()  # type: ignore[attr-defined]
+        # the filter language (sort, group and filter run through it) loads now, while idle,
+        # not on the first [ / b / enter (it was most of the first sort's 100 ms)
+        threading.Thread(target=_import_arrange, name="evaltui-import-filter", daemon=True).start()
 
     def _columns_for(self, row_type: str) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
         frame = self.frames[row_type]
@@ -531,20 +628,19 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
 
     # -- filter ----------------------------------------------------------------------------
 
-    def action_filter(self) -> None:
-        bar = self.query_one(FilterBar)
+    async def action_filter(self) -> None:
+        bar = await self._bar("filter")
         bar.history = list(self.app.config.filter_history)  # type: ignore[attr-defined]
         frame = self.frames.get(self.row_type)
         if frame is not None:
             bar.set_completion_source(frame.schema, self._completion_values(self.row_type), self.row_type)
         bar.open(self.filter_text or "")
 
-    @on(FilterBar.Applied)
-    def _filter_submitted(self, event: FilterBar.Applied) -> None:
+    def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
         event.stop()
         text = event.text
         if not text.strip():
-            self.query_one(FilterBar).clear_error()
+            self._close_filter_bar()
             self.clear_filter()
             return
         frame = self.frames.get(self.row_type)
@@ -553,13 +649,22 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
             return
         self.run_filter(self.row_type, text, frame)
 
-    @on(FilterBar.Closed)
-    def _filter_closed(self, event: FilterBar.Closed) -> None:
+    def on_filter_bar_closed(self, event: FilterBar.Closed) -> None:
+        # esc in the bar clears the filter (the issue's "esc clears it"); enter keeps it
         event.stop()
-        bar = self.query_one(FilterBar)
+        self._close_filter_bar()
+        if self.filter_text is not None:
+            self.clear_filter()
+
+    def _close_filter_bar(self) -> None:
+        """Hide the bar and give the table the keys (j/k/r/a work at once); ``/`` reopens it."""
+        bar = self._open_bar("filter")
+        if bar is None:
+            return
         bar.clear_error()
-        bar.display = False
-        self.query_one(ExperimentTable).focus()
+        if bar.display:
+            bar.display = False
+            self.query_one(ExperimentTable).focus()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="filter")
     def run_filter(self, row_type: str, text: str, frame: pl.DataFrame, quiet: bool = False) -> None:
@@ -580,7 +685,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         self.post_message(self.FilterDone(row_type, text, result, quiet=quiet, groups=groups, state=state))
 
     def on_experiment_screen_filter_done(self, message: FilterDone) -> None:
-        bar = self.query_one(FilterBar)
+        bar = self._open_bar("filter")
         if message.frame is None:
             if message.quiet:
                 # re-applying the active filter (other row type, newly loaded rows) failed
@@ -601,7 +706,10 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
                     self.sort_keys, self.group_by = [], None
                     self.rearrange()
                 return
-            if message.error is not None:
+            if bar is None:  # a filter applied from elsewhere (Analyze's findings) with the bar never opened
+                why = message.error.message if message.error else (message.failure or "filter failed")
+                self.app.notify(safe_text(f"Filter not applied: {why}", 300), severity="error", markup=False)
+            elif message.error is not None:
                 bar.show_error(message.text, message.error.message, message.error.column)
             else:
                 bar.show_error(message.text, message.failure or "filter failed", 1)
@@ -609,7 +717,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         if message.row_type not in self.frames or message.state != self._arrange_state():
             return
         if not message.quiet:
-            bar.clear_error()
+            self._close_filter_bar()  # applied: the filter stays, the table takes the keys
             self.filtered.clear()  # a new filter: other row types are filtered again when shown
             self.remember_filter(message.text)
         elif (self.filter_text or "") != message.text:

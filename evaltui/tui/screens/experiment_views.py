@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.text import Text
@@ -42,8 +42,10 @@ from evaltui.query.arrange import (
 )
 from evaltui.tui.screens.views import NamePrompt, ViewEntry, ViewsScreen
 from evaltui.tui.widgets.experiment_table import ExperimentTable
-from evaltui.tui.widgets.search_bar import SearchBar
 from evaltui.tui.widgets.text_safety import safe_text
+
+if TYPE_CHECKING:
+    from evaltui.tui.widgets.search_bar import SearchBar
 
 
 def arrange_rows(frame: pl.DataFrame, view_filter: str | None, text: str | None, row_type: str,
@@ -221,11 +223,13 @@ class ExperimentViews:
 
     # -- search ---------------------------------------------------------------------------------
 
-    def action_search(self) -> None:
-        self.query_one(SearchBar).open(self.search_text or "")  # type: ignore[attr-defined]
+    async def action_search(self) -> None:
+        bar = await self._bar("search")  # type: ignore[attr-defined]
+        bar.open(self.search_text or "")
 
     def on_search_bar_applied(self, event: SearchBar.Applied) -> None:
         event.stop()
+        self._close_search_bar()  # the table takes the keys: n / N at once
         text = event.text.strip()
         self.search_text = text or None
         table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
@@ -238,8 +242,15 @@ class ExperimentViews:
 
     def on_search_bar_closed(self, event: SearchBar.Closed) -> None:
         event.stop()
-        self.query_one(SearchBar).display = False  # type: ignore[attr-defined]
-        self.query_one(ExperimentTable).focus()  # type: ignore[attr-defined]
+        self._close_search_bar()
+        if self.search_text:
+            self.clear_search()  # esc in the bar clears, as esc on the table does
+
+    def _close_search_bar(self) -> None:
+        bar = self._open_bar("search")  # type: ignore[attr-defined]
+        if bar is not None and bar.display:
+            bar.display = False
+            self.query_one(ExperimentTable).focus()  # type: ignore[attr-defined]
 
     def clear_search(self) -> None:
         self.search_text = None
@@ -269,9 +280,9 @@ class ExperimentViews:
             else:
                 self._jump_to_match(0, inclusive=True)
 
-    def action_search_next(self, step: int) -> None:
+    async def action_search_next(self, step: int) -> None:
         if not self.search_text:
-            self.action_search()
+            await self.action_search()
             return
         if not self.search_hits:
             self.app.notify("No matches", severity="warning", timeout=2)

@@ -67,6 +67,8 @@ _ROW_CACHE_SIZE = 1024
 _NUMERIC_KINDS = frozenset({"score", "number", "duration", "cost", "tokens"})
 _COUNT_KEYS = frozenset({"errors", "scorer_errors", "llm_calls", "tool_calls", "span_count"})
 _ERROR_KEYS = frozenset({"error", "has_error", "errors", "scorer_errors"})
+# the table's styles that only the cursor row or the header use (focus changes them)
+_CURSOR_STYLES = frozenset({"cursor-row", "cursor-cell", "header-cursor", "group-cursor"})
 
 
 @dataclass
@@ -582,6 +584,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         # valid while the row's strips are the cached ones (a re-rendered row is a new list)
         self._line_cache: LRUCache[tuple[int, int], tuple[Any, int, int, Strip]] = LRUCache(_ROW_CACHE_SIZE * 2)
         self._styles: dict[str, Any] | None = None
+        self._styles_before: dict[str, Any] | None = None  # the styles before a restyle
         self._view_cache: tuple[tuple[Size, Size], Size] | None = None
         self._sort_keys: list[tuple[str, bool]] = []
         self._search = ""  # lower-cased text highlighted in cells
@@ -888,9 +891,14 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        # Textual updates the component styles (cursor row, tones) after this call, so what
+        # changed is found at the next paint (see _get_styles): a focus change, or the pane
+        # opening beside the table, then repaints one row, not every row on screen.
+        if self._styles is not None:
+            self._styles_before = self._styles
         self._styles = None
         self._view_cache = None
-        self._invalidate(cells=False)  # a restyle (focus, theme) keeps the formatted cells
+        self._header_cache = None
 
     def on_resize(self, event: events.Resize) -> None:
         self._view_cache = None
@@ -1150,6 +1158,18 @@ class ExperimentTable(ScrollView, can_focus=True):
     def _get_styles(self) -> dict[str, Any]:
         if self._styles is not None:
             return self._styles
+        styles = self._make_styles()
+        before, self._styles_before = self._styles_before, None
+        if before is not None and before != styles:
+            changed = {k for k, v in styles.items() if before.get(k) != v}
+            if changed <= _CURSOR_STYLES:
+                self._row_cache.discard(self._cursor_row)  # the other rows look as they did
+            else:
+                self._row_cache.clear()  # a restyle (theme) keeps the formatted cells
+        self._styles = styles
+        return styles
+
+    def _make_styles(self) -> dict[str, Any]:
         base = self.rich_style
 
         def full(name: str) -> Style:
@@ -1171,7 +1191,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             c = low.blend(mid, t * 2) if t <= 0.5 else mid.blend(high, (t - 0.5) * 2)
             scores.append(Style(color=c.rich_color))
         cursor_row = full("experiment-table--cursor-row")
-        self._styles = {
+        return {
             "base": base,
             "header": base + full("experiment-table--header"),
             "header-cursor": base + full("experiment-table--header-cursor"),
@@ -1190,7 +1210,6 @@ class ExperimentTable(ScrollView, can_focus=True):
             "group-cursor": Style(bold=True),
             "match": full("experiment-table--match"),
         }
-        return self._styles
 
     def _tone_style(self, tone: Any) -> Style | None:
         if isinstance(tone, DeltaTone):

@@ -2,7 +2,8 @@
 completions under it (paths, operators, values seen in the data), and the last error (its
 message and a caret line under the column that went wrong).
 
-Keys in the bar: enter applies, esc closes (the filter stays), up / down recall older /
+Keys in the bar: enter applies (the bar closes and the table takes the keys; ``/`` reopens it
+with the filter), esc closes it and clears the filter, up / down recall older /
 newer filters from the history, tab takes the highlighted completion, ctrl+n / shift+tab
 move the highlight forward / back.
 """
@@ -28,11 +29,11 @@ MAX_SHOWN = 8  # completions listed on the line under the input
 
 
 class FilterBar(Vertical):
-    """``/`` opens it; enter posts ``Applied``; esc posts ``Closed`` (the filter stays)."""
+    """``/`` opens it; enter posts ``Applied``; esc posts ``Closed`` (the screen clears the filter)."""
 
     HELP_GROUP = "Filter"
     BINDINGS = [
-        Binding("escape", "close", "Close filter bar", id="filter.close"),
+        Binding("escape", "close", "Clear filter", id="filter.close"),
         Binding("up", "history(-1)", "Older filter", show=False, id="filter.history-back"),
         Binding("down", "history(1)", "Newer filter", show=False, id="filter.history-forward"),
         Binding("tab", "complete", "Complete", show=False, priority=True, id="filter.complete"),

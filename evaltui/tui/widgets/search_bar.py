@@ -1,8 +1,9 @@
 """The experiment screen's search bar: text to find in input, output, expected and metadata
 of the rows shown (separate from the filter: it narrows nothing, it finds and highlights).
 
-enter searches (and jumps to the first match at or after the cursor), esc closes (the
-search stays; esc on the table clears it), n / N on the table jump between matches.
+enter searches (jumps to the first match at or after the cursor, closes the bar and gives the
+table the keys: n / N jump between matches at once); esc in the bar clears the search and
+closes it (so does esc on the table); ctrl+f or \\ reopens it with the search.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["SearchBar"]
 class SearchBar(Horizontal):
     HELP_GROUP = "Search"
     BINDINGS = [
-        Binding("escape", "close", "Close search bar", id="search.close"),
+        Binding("escape", "close", "Clear search", id="search.close"),
     ]
 
     class Applied(Message):
