@@ -41,9 +41,10 @@ def import_file(path: Path, sink: Sink) -> None:
     )
     rows = _csv_rows(path, sink) if is_csv else _json_rows(path, sink)
     mapping = sink.options.mapping or {}
+    root_span = sink.root_span
     for where, index, row, size in rows:
-        rec = row_record(row, mapping, eid, index, where=where, csv_cells=is_csv)
-        sink.span(rec, where, size_hint=size)
+        # each row is a one-span trace: encoded straight to its span and trace rows
+        root_span(eid, *row_values(row, mapping, eid, index, where=where, csv_cells=is_csv), where, size)
 
 
 def _json_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any], int]]:
@@ -254,6 +255,57 @@ def _mapped_parts(
     return fields, groups
 
 
+def row_values(
+    row: dict[str, Any],
+    mapping: dict[str, str],
+    experiment_id: str,
+    index: int,
+    *,
+    where: str,
+    csv_cells: bool = False,
+) -> tuple:
+    """One generic row as the fields of a root span: (id, name, type, input, output,
+    expected, error, scores, metadata, metrics, tags, dataset_record_id, created), the
+    arguments of ``Sink.root_span`` after the experiment id (see :func:`row_record`)."""
+    if mapping or csv_cells:
+        fields, groups = _mapped_parts(row, mapping, where, csv_cells)
+    else:
+        fields, groups = _plain_parts(row, where)
+    get = fields.get
+    tags = get("tags")
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
+    elif tags is not None and not isinstance(tags, list):
+        raise IngestError("must be a list of strings (or a comma-separated string)", where=where, field="tags")
+    rid = get("id")
+    has_id = rid is not None and rid != ""
+    span_id = stable_id(experiment_id, str(rid) if has_id else f"row:{index}")
+    error = get("error")
+    if error == "":
+        error = None
+    name = get("name")
+    if name is not None and name != "":
+        label = str(name)
+    else:
+        label = str(rid) if has_id else f"row {index + 1}"
+    created = get("created")
+    return (
+        span_id,
+        label,
+        "eval",
+        get("input"),
+        get("output"),
+        get("expected"),
+        error,
+        groups["scores"] or None,
+        groups["metadata"] or None,
+        groups["metrics"] or None,
+        tags or None,
+        str(rid) if has_id else None,
+        created if isinstance(created, str) and created else None,
+    )
+
+
 def row_record(
     row: dict[str, Any],
     mapping: dict[str, str],
@@ -264,43 +316,23 @@ def row_record(
     csv_cells: bool = False,
 ) -> dict[str, Any]:
     """One generic row as a root span record."""
-    if mapping or csv_cells:
-        fields, groups = _mapped_parts(row, mapping, where, csv_cells)
-    else:
-        fields, groups = _plain_parts(row, where)
-    tags = fields.get("tags")
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
-    elif tags is not None and not isinstance(tags, list):
-        raise IngestError("must be a list of strings (or a comma-separated string)", where=where, field="tags")
-    rid = fields.get("id")
-    key = str(rid) if rid not in (None, "") else f"row:{index}"
-    span_id = stable_id(experiment_id, key)
-    metrics = groups["metrics"] or None
-    error = fields.get("error")
-    if error == "":
-        error = None
-    name = fields.get("name")
-    if name not in (None, ""):
-        label = str(name)
-    else:
-        label = str(rid) if rid not in (None, "") else f"row {index + 1}"
+    (span_id, label, stype, input, output, expected, error, scores, metadata, metrics, tags, dsr,
+     created) = row_values(row, mapping, experiment_id, index, where=where, csv_cells=csv_cells)
     return {
         "id": span_id,
         "experiment_id": experiment_id,
         "span_id": span_id,
         "root_span_id": span_id,
         "span_parents": [],
-        "span_attributes": {"name": label, "type": "eval"},
-        "input": fields.get("input"),
-        "output": fields.get("output"),
-        "expected": fields.get("expected"),
+        "span_attributes": {"name": label, "type": stype},
+        "input": input,
+        "output": output,
+        "expected": expected,
         "error": error,
-        "scores": groups["scores"] or None,
-        "metadata": groups["metadata"] or None,
+        "scores": scores,
+        "metadata": metadata,
         "metrics": metrics,
-        "tags": tags or None,
-        "dataset_record_id": str(rid) if rid not in (None, "") else None,
-        "created": fields.get("created") if isinstance(fields.get("created"), str) and fields.get("created") else None,
+        "tags": tags,
+        "dataset_record_id": dsr,
+        "created": created,
     }
-
