@@ -238,7 +238,7 @@ class Sink:
         self._root_rows: list[tuple] = []
         self._root_traces: list[tuple] = []
         self._root_where: list[str | None] = []
-        self._root_fields: set[tuple[str, str, str]] = set()
+        self._root_names: dict[str, tuple[set[str], set[str], set[str]]] = {}  # experiment -> names
         self._root_now = ""
         self._specs: dict[str, Any] = {}
         self._by_id: dict[str, ExperimentResult] = {}
@@ -360,38 +360,41 @@ class Sink:
                           "metadata": metadata}, where)
         if self._buffer:
             self.flush()
-        if not self._root_rows:
+        rows = self._root_rows
+        if not rows:
             self._root_now = now_iso()  # "created" of rows without one, as for a batch of records
-        spec = self._specs.get(experiment_id)
-        if spec is None:
-            spec = self._specs[experiment_id] = comparison_key_spec(self.store, experiment_id)
+        names = self._root_names.get(experiment_id)
+        if names is None:
+            self._specs[experiment_id] = comparison_key_spec(self.store, experiment_id)
+            names = self._root_names[experiment_id] = (set(), set(), set())
         try:
             row, trace = encode_root(
-                len(self._root_rows), rid, experiment_id, name, stype, input, output, expected, error, scores,
-                metadata, metrics, tags, dataset_record_id, created, self._root_now, spec,
+                len(rows), rid, experiment_id, name, stype, input, output, expected, error, scores,
+                metadata, metrics, tags, dataset_record_id, created, self._root_now, self._specs[experiment_id],
             )
         except RecordError as e:
             raise IngestError(e.problem, where=where, field=e.field) from None
-        self._root_rows.append(row)
+        rows.append(row)
         self._root_traces.append(trace)
         self._root_where.append(where)
-        fields = self._root_fields
+        # names of the scores, metrics and metadata keys seen (the table's columns)
         if scores:
-            for k in scores:
-                fields.add((experiment_id, "score", k))
+            names[0].update(scores)
         if metrics:
-            for k in metrics:
-                fields.add((experiment_id, "metric", k))
+            names[1].update(metrics)
         if metadata:
-            for k in metadata:
-                fields.add((experiment_id, "metadata", k))
-        if len(self._root_rows) >= BATCH_SIZE:
+            names[2].update(metadata)
+        if len(rows) >= BATCH_SIZE:
             self._flush_roots()
 
     def _flush_roots(self) -> None:
         rows, traces, wheres = self._root_rows, self._root_traces, self._root_where
-        fields = self._root_fields
-        self._root_rows, self._root_traces, self._root_where, self._root_fields = [], [], [], set()
+        self._root_rows, self._root_traces, self._root_where = [], [], []
+        fields = set()
+        for eid, found in self._root_names.items():
+            for kind, names in zip(("score", "metric", "metadata"), found, strict=True):
+                fields.update((eid, kind, name) for name in names)
+                names.clear()
         self._submit(prepare_roots(rows, traces, self._specs, fields), wheres)
         counts: dict[str, int] = {}
         for row in rows:

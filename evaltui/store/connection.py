@@ -69,6 +69,8 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 AUTOCHECKPOINT_PAGES = 4000
+# ... and once the background checkpointer runs, only when it has fallen 64 MB behind
+BACKGROUND_AUTOCHECKPOINT_PAGES = 16000
 # A store whose WAL file has grown past this starts its background checkpointer.
 CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024
 
@@ -178,6 +180,8 @@ class Store:
         self._checkpointer = cp
         cp.start()
         cp.wake.set()
+        # the writer's own checkpoint becomes the fallback for when the thread falls behind
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKGROUND_AUTOCHECKPOINT_PAGES}")
 
     def __enter__(self) -> Store:
         return self

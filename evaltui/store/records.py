@@ -216,7 +216,9 @@ def validate_span_row(index: int, rec: Any, now: str | None = None) -> tuple[dic
     if type(root) is not str and not isinstance(root, str):
         raise _bad(index, "root_span_id", "must be a string", rid)
     parents = get("span_parents") or []
-    if parents and not _parents_ok(parents):
+    if parents and not (
+        type(parents) is list and len(parents) == 1 and type(parents[0]) is str and parents[0]
+    ) and not _parents_ok(parents):
         raise _bad(index, "span_parents", "must be a list of span ids", rid)
     if root == span_id:
         if parents:
@@ -236,10 +238,18 @@ def validate_span_row(index: int, rec: Any, now: str | None = None) -> tuple[dic
 
     scores = get("scores")
     if scores is not None:
-        try:
-            scores = normalize_scores(scores)
-        except ValueError as e:
-            raise _bad(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
+        plain = type(scores) is dict
+        if plain:
+            for k, v in scores.items():
+                # the usual score: a float already in [0, 1] (NaN and inf fail the range test)
+                if type(v) is not float or not 0.0 <= v <= 1.0 or type(k) is not str or not k:
+                    plain = False
+                    break
+        if not plain:
+            try:
+                scores = normalize_scores(scores)
+            except ValueError as e:
+                raise _bad(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
 
     metadata = get("metadata")
     if metadata is not None:
