@@ -444,7 +444,7 @@ def test_a_busy_store_checkpoints_in_the_background_and_loses_nothing(
         if path.stat().st_size > 600 * 2000:
             break
         threading.Event().wait(0.05)
-    # the rows reached the database file itself (the writer's own checkpoint waits for 16 MB)
+    # the rows reached the database file itself (the writer's own checkpoint waits for 1 GB)
     assert cp.ran > 0 and path.stat().st_size > 600 * 2000
     with st.Store(path) as other:
         assert other.read("SELECT count(*) FROM traces")[0][0] == 600

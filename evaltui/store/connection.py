@@ -61,30 +61,31 @@ def _connect(path: str) -> sqlite3.Connection:
     # NORMAL is durable in WAL mode except for the last commits on power loss
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MB page cache
-    # checkpoint every 16 MB of WAL rather than 4: bulk imports copy hot index pages less often.
-    # While a Store writes a lot, its background checkpointer does this first (see _Checkpointer);
-    # the connection's own checkpoint stays as the fallback when that one falls behind.
+    # Checkpoints (copying the WAL into the database file) are the background
+    # checkpointer's job (see _Checkpointer): the connection's own automatic checkpoint,
+    # which would stop the writer inside its COMMIT, is only the last resort for a WAL
+    # that has grown to 1 GB (the thread cannot keep up, or could not start).
     conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
     return conn
 
 
-AUTOCHECKPOINT_PAGES = 4000
-# ... and once the background checkpointer runs, only when it has fallen 64 MB behind
-BACKGROUND_AUTOCHECKPOINT_PAGES = 16000
-# A store whose WAL file has grown past this starts its background checkpointer.
+AUTOCHECKPOINT_PAGES = 262_144  # 1 GB of 4 KB pages
+# A store whose WAL file has grown past this starts its background checkpointer; a smaller
+# WAL is left as it is (SQLite checkpoints it when the last connection closes).
 CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024
 
 
 class _Checkpointer(threading.Thread):
     """Copies committed WAL frames into the database file, on its own connection and thread.
 
-    Without it, the writing connection checkpoints by itself whenever its commit takes the
-    WAL past 16 MB: the write stops while SQLite copies those pages into the database file
-    and syncs it, a third of the time of a bulk ingest. SQLite releases the GIL while it
-    checkpoints, so on a machine with a spare core this runs beside the writer, which
-    meanwhile prepares and writes its next batch. A PASSIVE checkpoint never blocks a
-    reader or a writer and only copies committed frames: what it does to the files is
-    what the writer's own checkpoint would have done, crash-safe the same way.
+    Otherwise the writing connection would checkpoint by itself whenever a commit takes
+    the WAL past a threshold: the write stops while SQLite copies those pages into the
+    database file and syncs it (a third of the time of a bulk ingest; a whole import's
+    pages at its one COMMIT). SQLite releases the GIL while it checkpoints, so on a machine
+    with a spare core this runs beside the writer, which meanwhile prepares and writes its
+    next batch (or the next file). A PASSIVE checkpoint never blocks a reader or a writer
+    and only copies committed frames: what it does to the files is what the writer's own
+    checkpoint would have done, crash-safe the same way. ``Store.close()`` waits for it.
 
     It wakes when the store commits (at most every ``interval`` seconds) and exits after
     ``idle`` seconds without a commit; the store starts it again when needed.
@@ -96,6 +97,9 @@ class _Checkpointer(threading.Thread):
         self.interval = interval
         self.idle = idle
         self.wake = threading.Event()
+        self.idle_now = threading.Event()  # set while no checkpoint runs or is asked for
+        self.idle_now.set()
+        self._state = threading.Lock()
         self.stopping = False
         self.ran = 0  # checkpoints done (tests look at it)
 
@@ -117,10 +121,19 @@ class _Checkpointer(threading.Thread):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.ran += 1
                 except sqlite3.Error:
-                    pass  # busy or locked: the writer's own autocheckpoint still covers it
+                    pass  # busy or locked: the next commit asks again
+                with self._state:
+                    if not self.wake.is_set():
+                        self.idle_now.set()
                 time.sleep(self.interval)
         finally:
+            self.idle_now.set()
             conn.close()
+
+    def request(self) -> None:
+        with self._state:
+            self.idle_now.clear()
+            self.wake.set()
 
     def stop(self) -> None:
         self.stopping = True
@@ -167,7 +180,7 @@ class Store:
         """After a commit: have the background checkpointer copy the WAL once it is big."""
         cp = self._checkpointer
         if cp is not None and cp.is_alive() and not cp.stopping:
-            cp.wake.set()
+            cp.request()
             return
         if self._wal is None:
             return
@@ -178,10 +191,16 @@ class Store:
             return
         cp = _Checkpointer(str(self.path))
         self._checkpointer = cp
+        cp.request()
         cp.start()
-        cp.wake.set()
-        # the writer's own checkpoint becomes the fallback for when the thread falls behind
-        self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKGROUND_AUTOCHECKPOINT_PAGES}")
+
+    def checkpoint_wait(self, timeout: float | None = None) -> bool:
+        """Wait until the background checkpointer has copied every commit so far into the
+        database file (True), or ``timeout`` seconds passed (False)."""
+        cp = self._checkpointer
+        if cp is None or not cp.is_alive():
+            return True
+        return cp.idle_now.wait(timeout)
 
     def __enter__(self) -> Store:
         return self
