@@ -192,11 +192,11 @@ def test_a_failure_while_writing_a_later_batch_rolls_back_the_whole_file(
     real = writers._record_fields
     calls = []
 
-    def fail_on_third(conn, recs):  # runs after the batch's spans and trace rows are written
-        calls.append(len(recs))
+    def fail_on_third(conn, prepared):  # runs after the batch's spans and trace rows are written
+        calls.append(len(prepared.rows))
         if len(calls) == 3:
             raise OSError("disk full")
-        real(conn, recs)
+        real(conn, prepared)
 
     monkeypatch.setattr(writers, "_record_fields", fail_on_third)
     report = import_paths(store, [path])

@@ -72,6 +72,42 @@ def test_reimport_updates_without_duplicating(store: Store, tmp_path: Path) -> N
     assert len(load_experiments(store)) == 1
 
 
+def test_an_id_repeated_in_one_file_keeps_its_last_row(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are written in batches straight to span and trace rows: a row id that comes
+    back (in the same batch or a later one) is one trace with the values of its last row,
+    and every other row is there once with its own values."""
+    from evaltui.ingest import _common
+
+    monkeypatch.setattr(_common, "BATCH_SIZE", 4)
+    rows = [{"id": f"r{i}", "input": f"q{i}", "output": str(i), "scores": {"s": i / 10}} for i in range(10)]
+    rows.insert(2, {"id": "r0", "input": "q0", "output": "again", "scores": {"s": 1}})  # same batch
+    rows.append({"id": "r1", "input": "q1", "output": "last", "metadata": {"late": True}})  # a later batch
+    path = tmp_path / "repeats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = import_paths(store, [path])
+    assert report.ok, report.errors
+    got = {r["name"]: r for r in trace_rows(store, report.experiments[0].ref)}
+    assert sorted(got) == [f"r{i}" for i in range(10)]
+    assert (got["r0"]["output"], got["r0"]["scores.s"]) == ("again", 1.0)
+    assert (got["r1"]["output"], got["r1"]["scores.s"], got["r1"]["metadata.late"]) == ("last", None, True)
+    assert [got[f"r{i}"]["output"] for i in range(2, 10)] == [str(i) for i in range(2, 10)]
+    assert all(got[k]["span_count"] == 1 for k in got)
+    assert len(spans_of(store, report.experiments[0].ref)) == 10
+
+
+def test_a_bad_row_names_its_line_and_field_and_imports_nothing(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    lines = [json.dumps({"id": f"r{i}", "input": i, "scores": {"s": 0.5}}) for i in range(1500)]
+    lines[1203] = json.dumps({"id": "bad", "input": 1, "scores": {"s": 3}})
+    path.write_text("\n".join(lines) + "\n")
+    report = import_paths(store, [path])
+    assert not report.ok
+    assert "line 1204" in report.errors[0] and "'scores'" in report.errors[0] and "outside [0, 1]" in report.errors[0]
+    assert load_experiments(store).height == 0
+
+
 def test_folders_globs_and_progress(store: Store, tmp_path: Path) -> None:
     for sub in ("braintrust", "phoenix"):
         shutil.copytree(FIXTURES / sub, tmp_path / "in" / sub)

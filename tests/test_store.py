@@ -186,6 +186,70 @@ def test_one_span_traces_roll_up_exactly_as_the_general_walk() -> None:
         assert [(type(v), v) for v in fast] == [(type(v), v) for v in general], rec
 
 
+def test_encoding_a_root_in_one_step_equals_the_general_path() -> None:
+    """Generic imports encode each row's span row and trace row at once (encode_root); both
+    rows must equal, value for value and type for type, what validating the same record
+    and rolling its trace up give, and a bad field must be refused naming the same field."""
+    import random
+
+    from evaltui.store import rollup
+    from evaltui.store.records import validate_span_row
+
+    rng = random.Random(11)
+    maybe = lambda make: make() if rng.random() < 0.6 else None  # noqa: E731
+    for i in range(400):
+        metrics = {k: v for k, v in {
+            "start": maybe(lambda: rng.choice([10, 10.5])),
+            "end": maybe(lambda: rng.choice([12, 12.25])),
+            "tokens": maybe(lambda: rng.choice([0, 12])),
+            "prompt_tokens": maybe(lambda: 3),
+            "estimated_cost": maybe(lambda: rng.choice([1, 0.25])),
+        }.items() if v is not None}
+        fields = {
+            "name": rng.choice(["row", "q 1", None]),
+            "type": rng.choice(["eval", "llm", None]),
+            "input": maybe(lambda: rng.choice(["q", {"q": [1, 2]}, "é" * 500])),
+            "output": maybe(lambda: "a" * rng.choice([3, 900])),
+            "expected": maybe(lambda: rng.choice([4, {"b": None}])),
+            "error": maybe(lambda: rng.choice(["boom", {"message": "bad"}])),
+            "scores": maybe(lambda: rng.choice([{"b": rng.choice([None, 1, 0.5]), "a": rng.choice([True, 0.25])},
+                                                {"acc": 0.75}, {}])),
+            "metadata": maybe(lambda: rng.choice([{"m": 1}, {"scorer_errors": {"J": "x"}}, {}])),
+            "metrics": metrics or None,
+            "tags": maybe(lambda: rng.choice([["t"], []])),
+            "dataset_record_id": maybe(lambda: "d"),
+            "created": maybe(lambda: rng.choice(["2026-01-02T00:00:00+00:00", 1750000000])),
+        }
+        key = rng.choice(["input", "metadata.m", ["input", "output"]])
+        rid = f"r{i}"
+        record = {"id": rid, "experiment_id": "e", "span_id": rid, "root_span_id": rid, "span_parents": [],
+                  "span_attributes": {"name": fields["name"], "type": fields["type"]},
+                  **{k: v for k, v in fields.items() if k not in ("name", "type")}}
+        rec, span_row = validate_span_row(i, record, "NOW")
+        trace = rollup.trace_row("e", rid, [rec], key)
+        got = st.encode_root(i, rid, "e", fields["name"], fields["type"], fields["input"], fields["output"],
+                             fields["expected"], fields["error"], fields["scores"], fields["metadata"],
+                             fields["metrics"], fields["tags"], fields["dataset_record_id"], fields["created"],
+                             "NOW", key)
+        assert [(type(v), v) for v in got[0]] == [(type(v), v) for v in span_row], record
+        assert [(type(v), v) for v in got[1]] == [(type(v), v) for v in trace], record
+
+    base = ("r", "e", "n", "eval", "in", None, None, None, None, None, None, None, None, None)
+    for at, bad, field in [(9, {"a": 1.5}, "scores"), (9, {"": 1}, "scores"), (11, {"t": "x"}, "metrics.t"),
+                           (11, {"t": float("nan")}, "metrics.t"), (12, ["a", 1], "tags"), (10, [1], "metadata"),
+                           (13, 5, "dataset_record_id"), (14, [], "created"), (8, {1, 2}, "error")]:
+        args = list(base)
+        args[at - 1] = bad
+        with pytest.raises(st.RecordError) as info:
+            st.encode_root(3, *args, "NOW", "input")
+        record = {"id": "r", "experiment_id": "e", "span_id": "r", "span_attributes": {"name": "n", "type": "eval"},
+                  "input": "in", ["error", "scores", "metadata", "metrics", "tags", "dataset_record_id",
+                                  "created"][at - 8]: bad}
+        with pytest.raises(st.RecordError) as general:
+            validate_span_row(3, record, "NOW")
+        assert (info.value.index, info.value.field) == (3, field) == (general.value.index, general.value.field)
+
+
 def test_trace_row_waits_for_its_root_and_children_may_come_first(db: st.Store) -> None:
     eid = st.create_experiment(db, "proj", "exp")
     st.write_spans(db, [span(eid, "c", "r", type="llm", metrics={"tokens": 5})])
@@ -356,6 +420,39 @@ def test_connections_use_wal_and_foreign_keys(db: st.Store) -> None:
     assert db.read("PRAGMA journal_mode")[0][0] == "wal"
     assert db.read("PRAGMA foreign_keys")[0][0] == 1
     assert db.read("PRAGMA busy_timeout")[0][0] >= 5000
+
+
+def test_a_busy_store_checkpoints_in_the_background_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a store's WAL grows, a background thread copies it into the database file (the
+    writer no longer stops for it); every committed row is there, in this connection, in a
+    new one, and after close, and close stops the thread."""
+    import threading
+
+    from evaltui.store import connection
+
+    monkeypatch.setattr(connection, "CHECKPOINT_AFTER_BYTES", 64 * 1024)
+    path = tmp_path / "busy.db"
+    s = st.Store(path)
+    eid = st.create_experiment(s, "proj", "exp")
+    for b in range(30):
+        st.write_spans(s, [span(eid, f"r{b}-{k}", type="eval", output="x" * 2000) for k in range(20)])
+    cp = s._checkpointer
+    assert cp is not None and cp.is_alive()
+    for _ in range(100):  # it runs beside the writer: give it a moment
+        if path.stat().st_size > 600 * 2000:
+            break
+        threading.Event().wait(0.05)
+    # the rows reached the database file itself (the writer's own checkpoint waits for 1 GB)
+    assert cp.ran > 0 and path.stat().st_size > 600 * 2000
+    with st.Store(path) as other:
+        assert other.read("SELECT count(*) FROM traces")[0][0] == 600
+    s.close()
+    assert not cp.is_alive()
+    with st.Store(path) as again:
+        assert st.load_trace_rows(again, eid).height == 600
+        assert again.read("PRAGMA integrity_check")[0][0] == "ok"
 
 
 # -- concurrency ----------------------------------------------------------------------------

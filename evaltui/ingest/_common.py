@@ -26,10 +26,14 @@ from evaltui.store import (
     Store,
     SpanWriter,
     StoreError,
+    comparison_key_spec,
     create_experiment,
+    encode_root,
     find_experiment,
+    prepare_roots,
     update_experiment,
 )
+from evaltui.store.records import now_iso
 
 BATCH_SIZE = 1000
 # A single field (input, output, metadata, ...) bigger than this is refused: the store could
@@ -230,6 +234,13 @@ class Sink:
         # back, so a savepoint per batch would only cost time); RecordErrors carry their positions
         self._writer = SpanWriter(store, savepoints=False)
         self._where: list[str | None] = []
+        # one-span traces encoded by root_span(), written by flush() like the buffer
+        self._root_rows: list[tuple] = []
+        self._root_traces: list[tuple] = []
+        self._root_where: list[str | None] = []
+        self._root_names: dict[str, tuple[set[str], set[str], set[str]]] = {}  # experiment -> names
+        self._root_now = ""
+        self._specs: dict[str, Any] = {}
         self._by_id: dict[str, ExperimentResult] = {}
         self._names: set[str] = set()
         self._n_experiments = 0
@@ -311,29 +322,92 @@ class Sink:
     def span(self, record: dict[str, Any], where: str | None = None, *, size_hint: int | None = None) -> None:
         """Buffer one span record; a full buffer is written (inside the file's transaction)."""
         if size_hint is None or size_hint > MAX_FIELD_BYTES:
-            for f in _SIZED_FIELDS:
-                v = record.get(f)
-                if v is None or isinstance(v, (int, float, bool)):
-                    continue
-                if isinstance(v, str):
-                    big = len(v) > MAX_FIELD_BYTES // 4 and len(v.encode("utf-8", "surrogatepass")) > MAX_FIELD_BYTES
-                else:
-                    try:
-                        big = len(orjson.dumps(v)) > MAX_FIELD_BYTES
-                    except (TypeError, orjson.JSONEncodeError):
-                        big = False  # the store names the unserialisable place
-                if big:
-                    raise IngestError(
-                        f"larger than the {MAX_FIELD_BYTES // (1024 * 1024)} MB a field may hold",
-                        where=where,
-                        field=f,
-                    )
+            _check_sizes(record, where)
+        if self._root_rows:
+            self._flush_roots()  # keep the source order: a later write of an id wins
         self._buffer.append(record)
         self._where.append(where)
         if len(self._buffer) >= BATCH_SIZE:
             self.flush()
 
+    def root_span(
+        self,
+        experiment_id: str,
+        rid: str,
+        name: str | None,
+        stype: str | None,
+        input: Any,
+        output: Any,
+        expected: Any,
+        error: Any,
+        scores: Any,
+        metadata: Any,
+        metrics: Any,
+        tags: Any,
+        dataset_record_id: Any,
+        created: Any,
+        where: str | None = None,
+        size_hint: int | None = None,
+    ) -> None:
+        """Buffer a one-span trace (a root span with row id = span id = ``rid``).
+
+        The same as :meth:`span` with that record, without building it: the span row and
+        its trace row are encoded here at once (``evaltui.store.encode_root``). A bad field
+        raises IngestError naming ``where`` and the field.
+        """
+        if size_hint is None or size_hint > MAX_FIELD_BYTES:
+            _check_sizes({"input": input, "output": output, "expected": expected, "error": error,
+                          "metadata": metadata}, where)
+        if self._buffer:
+            self.flush()
+        rows = self._root_rows
+        if not rows:
+            self._root_now = now_iso()  # "created" of rows without one, as for a batch of records
+        names = self._root_names.get(experiment_id)
+        if names is None:
+            self._specs[experiment_id] = comparison_key_spec(self.store, experiment_id)
+            names = self._root_names[experiment_id] = (set(), set(), set())
+        try:
+            row, trace = encode_root(
+                len(rows), rid, experiment_id, name, stype, input, output, expected, error, scores,
+                metadata, metrics, tags, dataset_record_id, created, self._root_now, self._specs[experiment_id],
+            )
+        except RecordError as e:
+            raise IngestError(e.problem, where=where, field=e.field) from None
+        rows.append(row)
+        self._root_traces.append(trace)
+        self._root_where.append(where)
+        # names of the scores, metrics and metadata keys seen (the table's columns)
+        if scores:
+            names[0].update(scores)
+        if metrics:
+            names[1].update(metrics)
+        if metadata:
+            names[2].update(metadata)
+        if len(rows) >= BATCH_SIZE:
+            self._flush_roots()
+
+    def _flush_roots(self) -> None:
+        rows, traces, wheres = self._root_rows, self._root_traces, self._root_where
+        self._root_rows, self._root_traces, self._root_where = [], [], []
+        fields = set()
+        for eid, found in self._root_names.items():
+            for kind, names in zip(("score", "metric", "metadata"), found, strict=True):
+                fields.update((eid, kind, name) for name in names)
+                names.clear()
+        self._submit(prepare_roots(rows, traces, self._specs, fields), wheres)
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row[1]] = counts.get(row[1], 0) + 1
+        for eid, n in counts.items():
+            res = self._by_id.get(eid)
+            if res is not None:
+                res.spans += n
+                res.traces += n
+
     def flush(self) -> None:
+        if self._root_rows:
+            self._flush_roots()
         if not self._buffer:
             return
         batch, wheres = self._buffer, self._where
@@ -347,7 +421,7 @@ class Sink:
             if rec.get("span_id") == (rec.get("root_span_id") or rec.get("span_id")):
                 res.traces += 1
 
-    def _submit(self, batch: list[dict[str, Any]] | None, wheres: list[str | None] | None) -> None:
+    def _submit(self, batch: Any, wheres: list[str | None] | None) -> None:
         try:
             if batch is None:
                 self._writer.close()
@@ -375,6 +449,27 @@ class Sink:
     def progress(self, fraction: float) -> None:
         if self._progress is not None:
             self._progress(max(0.0, min(1.0, fraction)))
+
+
+def _check_sizes(record: dict[str, Any], where: str | None) -> None:
+    """Refuse a field bigger than MAX_FIELD_BYTES, naming it."""
+    for f in _SIZED_FIELDS:
+        v = record.get(f)
+        if v is None or isinstance(v, (int, float, bool)):
+            continue
+        if isinstance(v, str):
+            big = len(v) > MAX_FIELD_BYTES // 4 and len(v.encode("utf-8", "surrogatepass")) > MAX_FIELD_BYTES
+        else:
+            try:
+                big = len(orjson.dumps(v)) > MAX_FIELD_BYTES
+            except (TypeError, orjson.JSONEncodeError):
+                big = False  # the store names the unserialisable place
+        if big:
+            raise IngestError(
+                f"larger than the {MAX_FIELD_BYTES // (1024 * 1024)} MB a field may hold",
+                where=where,
+                field=f,
+            )
 
 
 def file_size(path: Path) -> int:

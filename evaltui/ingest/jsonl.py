@@ -11,6 +11,8 @@ with an ``id`` keeps that identity across re-imports, else its position does.
 from __future__ import annotations
 
 import csv
+import gc
+import hashlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +24,11 @@ from evaltui.ingest._common import (
     IngestError,
     Sink,
     check_text,
-    iter_lines,
     loads,
-    stable_id,
 )
 
 FORMAT = "jsonl"
+_blake2b = hashlib.blake2b
 _FIELDS = ("id", "input", "output", "expected", "error", "tags", "name", "created")
 _GROUPS = ("scores", "metadata", "metrics")
 
@@ -41,9 +42,17 @@ def import_file(path: Path, sink: Sink) -> None:
     )
     rows = _csv_rows(path, sink) if is_csv else _json_rows(path, sink)
     mapping = sink.options.mapping or {}
-    for where, index, row, size in rows:
-        rec = row_record(row, mapping, eid, index, where=where, csv_cells=is_csv)
-        sink.span(rec, where, size_hint=size)
+    root_span = sink.root_span
+    # Rows are parsed into many small objects without cycles: the cyclic GC would only walk them.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for where, index, row, size in rows:
+            # each row is a one-span trace: encoded straight to its span and trace rows
+            root_span(eid, *row_values(row, mapping, eid, index, where=where, csv_cells=is_csv), where, size)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _json_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any], int]]:
@@ -61,13 +70,22 @@ def _json_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any
                     raise IngestError(f"expected an object, got {type(row).__name__}", where=f"item {i}")
                 yield f"item {i}", i, row, None  # type: ignore[misc]
             return
-        index = 0
-        for n, line, offset in iter_lines(f):
+        index = n = offset = 0
+        parse = orjson.loads
+        for raw in f:  # iter_lines, inline: this loop runs once per row of a big file
+            n += 1
+            offset += len(raw)
+            line = raw.strip()
+            if not line:
+                continue
             where = f"line {n}"
             if b"\x00" in line:
                 raise IngestError("binary data, not JSON text", where=where)
-            row = loads(line, where=where)
-            if not isinstance(row, dict):
+            try:
+                row = parse(line)
+            except orjson.JSONDecodeError:
+                row = loads(line, where=where)  # raises the located error
+            if type(row) is not dict:
                 raise IngestError(f"expected a JSON object, got {type(row).__name__}", where=where)
             yield where, index, row, len(line)
             index += 1
@@ -184,7 +202,14 @@ def _number(value: Any, where: str, column: str) -> float | int | None:
 
 
 def _numbers(values: dict[str, Any], where: str, group: str) -> dict[str, Any]:
-    """A group of scores or metrics with every value a number (or None); a new dict."""
+    """A group of scores or metrics with every value a number (or None): ``values`` itself
+    when they all are ints and floats already (it is never changed), else a new dict."""
+    for value in values.values():
+        t = type(value)
+        if t is not float and t is not int:
+            break
+    else:
+        return values
     out = {}
     for key, value in values.items():
         t = type(value)
@@ -202,15 +227,18 @@ def _plain_parts(row: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[
         value = row.get(g)
         if value is None or value == "":
             groups[g] = {}
-        elif isinstance(value, dict):
+        elif type(value) is dict or isinstance(value, dict):
             groups[g] = value
         else:
             raise IngestError(f"must be an object, not {type(value).__name__}", where=where, field=g)
     for k in row:
         if "." in k:  # a dotted column: "scores.acc", "metadata.model"
-            group, key = k.split(".", 1)
-            if group in _GROUPS:
-                groups[group] = {**groups[group], key: row[k]}
+            for k in row:
+                if "." in k:
+                    group, key = k.split(".", 1)
+                    if group in _GROUPS:
+                        groups[group] = {**groups[group], key: row[k]}
+            break
     groups["scores"] = _numbers(groups["scores"], where, "scores")
     groups["metrics"] = _numbers(groups["metrics"], where, "metrics")
     return row, groups
@@ -254,6 +282,59 @@ def _mapped_parts(
     return fields, groups
 
 
+def row_values(
+    row: dict[str, Any],
+    mapping: dict[str, str],
+    experiment_id: str,
+    index: int,
+    *,
+    where: str,
+    csv_cells: bool = False,
+) -> tuple:
+    """One generic row as the fields of a root span: (id, name, type, input, output,
+    expected, error, scores, metadata, metrics, tags, dataset_record_id, created), the
+    arguments of ``Sink.root_span`` after the experiment id (see :func:`row_record`)."""
+    if mapping or csv_cells:
+        fields, groups = _mapped_parts(row, mapping, where, csv_cells)
+    else:
+        fields, groups = _plain_parts(row, where)
+    get = fields.get
+    tags = get("tags")
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
+    elif tags is not None and not isinstance(tags, list):
+        raise IngestError("must be a list of strings (or a comma-separated string)", where=where, field="tags")
+    rid = get("id")
+    has_id = rid is not None and rid != ""
+    # stable_id(experiment_id, key), inline
+    key = f"{experiment_id}\x1f{rid}" if has_id else f"{experiment_id}\x1frow:{index}"
+    span_id = _blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    error = get("error")
+    if error == "":
+        error = None
+    name = get("name")
+    if name is not None and name != "":
+        label = str(name)
+    else:
+        label = str(rid) if has_id else f"row {index + 1}"
+    created = get("created")
+    return (
+        span_id,
+        label,
+        "eval",
+        get("input"),
+        get("output"),
+        get("expected"),
+        error,
+        groups["scores"] or None,
+        groups["metadata"] or None,
+        groups["metrics"] or None,
+        tags or None,
+        str(rid) if has_id else None,
+        created if isinstance(created, str) and created else None,
+    )
+
+
 def row_record(
     row: dict[str, Any],
     mapping: dict[str, str],
@@ -264,43 +345,23 @@ def row_record(
     csv_cells: bool = False,
 ) -> dict[str, Any]:
     """One generic row as a root span record."""
-    if mapping or csv_cells:
-        fields, groups = _mapped_parts(row, mapping, where, csv_cells)
-    else:
-        fields, groups = _plain_parts(row, where)
-    tags = fields.get("tags")
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
-    elif tags is not None and not isinstance(tags, list):
-        raise IngestError("must be a list of strings (or a comma-separated string)", where=where, field="tags")
-    rid = fields.get("id")
-    key = str(rid) if rid not in (None, "") else f"row:{index}"
-    span_id = stable_id(experiment_id, key)
-    metrics = groups["metrics"] or None
-    error = fields.get("error")
-    if error == "":
-        error = None
-    name = fields.get("name")
-    if name not in (None, ""):
-        label = str(name)
-    else:
-        label = str(rid) if rid not in (None, "") else f"row {index + 1}"
+    (span_id, label, stype, input, output, expected, error, scores, metadata, metrics, tags, dsr,
+     created) = row_values(row, mapping, experiment_id, index, where=where, csv_cells=csv_cells)
     return {
         "id": span_id,
         "experiment_id": experiment_id,
         "span_id": span_id,
         "root_span_id": span_id,
         "span_parents": [],
-        "span_attributes": {"name": label, "type": "eval"},
-        "input": fields.get("input"),
-        "output": fields.get("output"),
-        "expected": fields.get("expected"),
+        "span_attributes": {"name": label, "type": stype},
+        "input": input,
+        "output": output,
+        "expected": expected,
         "error": error,
-        "scores": groups["scores"] or None,
-        "metadata": groups["metadata"] or None,
+        "scores": scores,
+        "metadata": metadata,
         "metrics": metrics,
-        "tags": tags or None,
-        "dataset_record_id": str(rid) if rid not in (None, "") else None,
-        "created": fields.get("created") if isinstance(fields.get("created"), str) and fields.get("created") else None,
+        "tags": tags,
+        "dataset_record_id": dsr,
+        "created": created,
     }
-

@@ -15,11 +15,14 @@ from evaltui.store.readers import (
     score_means,
 )
 from evaltui.store.schema import SCHEMA_VERSION
+from evaltui.store.onespan import encode_root
 from evaltui.store.writers import (
     SpanWriter,
+    comparison_key_spec,
     create_experiment,
     delete_experiment,
     ensure_project,
+    prepare_roots,
     project_settings,
     recompute_traces,
     set_review,
@@ -37,9 +40,11 @@ __all__ = [
     "SchemaError",
     "Store",
     "StoreError",
+    "comparison_key_spec",
     "create_experiment",
     "default_db_path",
     "delete_experiment",
+    "encode_root",
     "ensure_project",
     "experiment_fields",
     "find_experiment",
@@ -50,6 +55,7 @@ __all__ = [
     "load_span_rows",
     "load_trace_rows",
     "load_trace_spans",
+    "prepare_roots",
     "project_settings",
     "recompute_traces",
     "score_means",

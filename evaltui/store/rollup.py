@@ -183,8 +183,37 @@ def _one_span_row(experiment_id: str, root_span_id: str, s: dict[str, Any], key_
     """:func:`trace_row` of a trace that is only its root (not a scorer): generic imports,
     ``exp.log``. The same numbers as the general walk (a test holds them equal), in a
     fraction of the time."""
-    m = s.get("metrics")
-    stype = s.get("type")
+    get = s.get
+    return root_row(
+        experiment_id, root_span_id, s["id"], get("name"), get("type"), get("created"), get("input"),
+        get("output"), get("expected"), get("error"), get("scores"), get("metadata"), get("metrics"),
+        get("tags"), get("dataset_record_id"), comparison_key(s, key_spec),
+    )
+
+
+def root_row(
+    experiment_id: str,
+    root_span_id: str,
+    row_id: str,
+    name: str | None,
+    stype: str | None,
+    created: str | None,
+    input: Any,
+    output: Any,
+    expected: Any,
+    error: Any,
+    sc: dict[str, Any] | None,
+    md: dict[str, Any] | None,
+    m: dict[str, Any] | None,
+    tags: list[str] | None,
+    dataset_record_id: str | None,
+    ckey: str | None,
+) -> tuple:
+    """The trace row (ROLLUP_COLUMNS order) of a one-span trace from its validated fields.
+
+    ``ckey`` is the comparison key (:func:`comparison_key` of the span). Positional
+    arguments: it runs once per row of a generic import.
+    """
     start = end = prompt = completion = tokens = cached = reasoning = cost = ttft = llm_duration = None
     if m:
         get = m.get
@@ -201,16 +230,13 @@ def _one_span_row(experiment_id: str, root_span_id: str, s: dict[str, Any], key_
             ttft = v / 1
         if stype == "llm" and start is not None and end is not None:
             llm_duration = 0.0 + (end - start)
-    md = s.get("metadata")
     se = md.get("scorer_errors") if md and isinstance(md, dict) else None
-    error = s.get("error")
-    sc = s.get("scores")
     return (
         experiment_id,
         root_span_id,
-        s["id"],
-        s.get("name"),
-        s.get("created"),
+        row_id,
+        name,
+        created,
         start,
         end,
         (end - start) if start is not None and end is not None else None,
@@ -228,16 +254,24 @@ def _one_span_row(experiment_id: str, root_span_id: str, s: dict[str, Any], key_
         0 if error is None else 1,
         0 if error is None else 1,
         len(se) if isinstance(se, dict) else 0,
-        dumps({name: None if sc[name] is None else sc[name] / 1 for name in sorted(sc)}) if sc else None,
-        preview(s.get("input")),
-        preview(s.get("output")),
-        preview(s.get("expected")),
-        preview(error_text(error)),
-        dumps(md or None),
-        dumps(s.get("tags") or None),
-        s.get("dataset_record_id"),
-        comparison_key(s, key_spec),
+        _scores_json(sc) if sc else None,
+        None if input is None else (input if isinstance(input, str) else dumps(input))[:PREVIEW_CHARS],
+        None if output is None else (output if isinstance(output, str) else dumps(output))[:PREVIEW_CHARS],
+        None if expected is None else (expected if isinstance(expected, str) else dumps(expected))[:PREVIEW_CHARS],
+        None if error is None else preview(error_text(error)),
+        dumps(md) if md else None,
+        dumps(tags) if tags else None,
+        dataset_record_id,
+        ckey,
     )
+
+
+def _scores_json(sc: dict[str, Any]) -> str:
+    """A one-span trace's scores: each value as a float (its mean), names sorted."""
+    if len(sc) == 1:
+        for name, v in sc.items():
+            return dumps({name: None if v is None else v / 1})
+    return dumps({name: None if sc[name] is None else sc[name] / 1 for name in sorted(sc)})
 
 
 def _rollup(

@@ -7,7 +7,7 @@ import gc
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evaltui.store.connection import Store
@@ -17,8 +17,7 @@ from evaltui.store.records import (
     dumps,
     loads,
     now_iso,
-    span_row,
-    validate_span,
+    validate_span_row,
 )
 from evaltui.store.rollup import ROLLUP_COLUMNS, trace_row
 
@@ -290,14 +289,25 @@ def _key_specs(conn: Any, experiment_ids: Iterable[str]) -> dict[str, Any]:
     return specs
 
 
+def comparison_key_spec(store: Store, experiment_id: str) -> Any:
+    """The comparison key (a path or a list of paths) of the experiment's project."""
+    with store.lock:
+        return _key_specs(store.conn, [experiment_id])[experiment_id]
+
+
 @dataclass
 class _Prepared:
     """A validated batch, encoded for the spans table and grouped by trace."""
 
-    records: list[dict[str, Any]]  # as given (for error messages)
-    recs: list[dict[str, Any]]  # validated, one per id (the last write of an id wins)
+    records: Sequence[dict[str, Any]] | None  # as given (for error messages); None for encoded roots
+    ids: list[str]  # row ids, one per row (the last write of an id wins)
     rows: list[tuple]  # encoded for the spans table
     batch: dict[tuple[str, str], list[dict[str, Any]]]  # (experiment, root) -> span facts
+    # trace rows computed already (one-span traces, without their row_version), with the
+    # comparison-key spec of each experiment they were computed for
+    ready: dict[tuple[str, str], tuple] = field(default_factory=dict)
+    ready_specs: dict[str, Any] = field(default_factory=dict)
+    fields: set[tuple[str, str, str]] | None = None  # experiment_fields rows; None: from ``batch``
 
 
 @contextlib.contextmanager
@@ -327,25 +337,48 @@ def _prepare(records: Sequence[dict[str, Any]]) -> _Prepared:
 
 def _prepare_batch(records: list[dict[str, Any]]) -> _Prepared:
     now = now_iso()
-    recs = [validate_span(i, r, now) for i, r in enumerate(records)]
-    rows = [span_row(i, r) for i, r in enumerate(recs)]
-    ids = [r["id"] for r in recs]
+    pairs = [validate_span_row(i, r, now) for i, r in enumerate(records)]
+    recs = [p[0] for p in pairs]
+    rows = [p[1] for p in pairs]
+    ids = [r[0] for r in rows]
     if len(set(ids)) != len(ids):
         # the last write of an id wins, as if the records had been written one by one
         last = {rid: i for i, rid in enumerate(ids)}
         keep = sorted(last.values())
-        recs, rows = [recs[i] for i in keep], [rows[i] for i in keep]
+        recs, rows, ids = [recs[i] for i in keep], [rows[i] for i in keep], [ids[i] for i in keep]
     batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in recs:
         batch.setdefault((r["experiment_id"], r["root_span_id"]), []).append(r)
-    return _Prepared(records, recs, rows, batch)
+    return _Prepared(records, ids, rows, batch)
+
+
+def prepare_roots(
+    rows: list[tuple], traces: list[tuple], specs: dict[str, Any], fields: set[tuple[str, str, str]]
+) -> _Prepared:
+    """A batch of one-span traces encoded by :func:`evaltui.store.onespan.encode_root`.
+
+    ``specs``: the comparison-key spec each experiment's trace rows were computed with;
+    ``fields``: their (experiment_id, kind, name) score, metric and metadata names.
+    """
+    ids = [r[0] for r in rows]
+    if len(set(ids)) != len(ids):
+        last = {rid: i for i, rid in enumerate(ids)}
+        keep = sorted(last.values())
+        rows, traces, ids = [rows[i] for i in keep], [traces[i] for i in keep], [ids[i] for i in keep]
+    ready = {(t[0], t[1]): t for t in traces}
+    return _Prepared(None, ids, rows, {}, ready, specs, fields)
 
 
 def _check_experiments(conn: Any, prepared: _Prepared) -> None:
-    exp_ids = sorted({eid for eid, _ in prepared.batch})
+    exp_ids = sorted({eid for eid, _ in prepared.batch} | {eid for eid, _ in prepared.ready})
     known = {r[0] for r in conn.execute(
         f"SELECT id FROM experiments WHERE id IN ({','.join('?' * len(exp_ids))})", exp_ids
     )}
+    if prepared.records is None:
+        for i, row in enumerate(prepared.rows):
+            if row[1] not in known:
+                raise RecordError(i, "experiment_id", f"no experiment with id {row[1]!r}", row[0])
+        return
     for i, r in enumerate(prepared.records):
         if r.get("experiment_id") not in known:
             raise RecordError(i, "experiment_id", f"no experiment with id {r.get('experiment_id')!r}", r.get("id"))
@@ -361,20 +394,20 @@ def write_spans(store: Store, records: Sequence[dict[str, Any]]) -> int:
     return _write_batch(store, records, savepoint=True)
 
 
-def _write_batch(store: Store, records: Sequence[dict[str, Any]], *, savepoint: bool) -> int:
+def _write_batch(store: Store, records: Sequence[dict[str, Any]] | _Prepared, *, savepoint: bool) -> int:
     if not records:
         return 0
-    prepared = _prepare(records)
+    prepared = records if isinstance(records, _Prepared) else _prepare(records)
     with store.lock:
         if not savepoint and store.in_transaction():
             # part of the caller's transaction, which rolls back whole on any failure
             _check_experiments(store.conn, prepared)
             _write_span_rows(store.conn, prepared)
-            return len(prepared.recs)
+            return len(prepared.rows)
         with store.transaction() as conn:
             _check_experiments(conn, prepared)
             _write_span_rows(conn, prepared)
-    return len(prepared.recs)
+    return len(prepared.rows)
 
 
 class SpanWriter:
@@ -401,7 +434,8 @@ class SpanWriter:
         self.savepoints = savepoints
         self.written = 0
 
-    def submit(self, records: Sequence[dict[str, Any]], tag: Any = None) -> None:
+    def submit(self, records: Sequence[dict[str, Any]] | _Prepared, tag: Any = None) -> None:
+        """Write one batch: span records, or one-span traces from :func:`prepare_roots`."""
         if not records:
             return
         try:
@@ -433,10 +467,9 @@ def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]
 
 def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     """Inside a transaction: upsert spans, then recompute every touched trace row."""
-    recs, rows, batch = prepared.recs, prepared.rows, prepared.batch
+    ids, rows, batch, ready = prepared.ids, prepared.rows, prepared.batch, prepared.ready
     # Where the ids lived before: a re-logged span may have moved to another trace.
     moved_from: set[tuple[str, str]] = set()
-    ids = [r["id"] for r in recs]
     for chunk in _chunks(ids):
         for eid, root in conn.execute(
             f"SELECT experiment_id, root_span_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk
@@ -445,7 +478,7 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     # Traces that already have spans stored (other than the ones being rewritten).
     had_spans: set[tuple[str, str]] = set(moved_from)
     by_exp: dict[str, list[str]] = {}
-    for eid, root in batch:
+    for eid, root in (*batch, *ready):
         by_exp.setdefault(eid, []).append(root)
     for eid, roots in by_exp.items():
         for chunk in _chunks(roots):
@@ -457,8 +490,11 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
                 had_spans.add((eid, root))
     conn.executemany(_UPSERT_SPAN, rows)
 
-    touched = set(batch) | moved_from
+    touched = set(batch) | set(ready) | moved_from
     specs = _key_specs(conn, {eid for eid, _ in touched})
+    for eid, spec in prepared.ready_specs.items():
+        if eid in specs and specs[eid] != spec:
+            raise StoreError(f"experiment {eid}: its comparison key changed while its rows were being written")
     versions = {eid: bump_rows_version(conn, eid, spans=True) for eid in specs}
     reread: dict[str, list[str]] = {}
     for eid, root in touched:
@@ -472,6 +508,8 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     for key in touched:
         if key in had_spans:
             row = trace_row(key[0], key[1], stored.get(key) or [], specs[key[0]])
+        elif key in ready:
+            row = ready[key]  # a one-span trace, rolled up when it was encoded
         else:
             # a brand-new trace: every span of it is in this batch, no need to read it back
             row = trace_row(key[0], key[1], batch[key], specs[key[0]])
@@ -483,20 +521,28 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
         conn.executemany(_UPSERT_TRACE, upserts)
     if deletes:
         conn.executemany("DELETE FROM traces WHERE experiment_id = ? AND root_span_id = ?", deletes)
-    _record_fields(conn, recs)
+    _record_fields(conn, prepared)
 
 
-def _record_fields(conn: Any, recs: list[dict[str, Any]]) -> None:
+def _record_fields(conn: Any, prepared: _Prepared) -> None:
     """Remember score, metric and root-metadata names per experiment (the table's columns)."""
+    if prepared.fields is not None:
+        if prepared.fields:
+            conn.executemany(
+                "INSERT OR IGNORE INTO experiment_fields (experiment_id, kind, name) VALUES (?, ?, ?)",
+                sorted(prepared.fields),
+            )
+        return
     names: dict[tuple[str, str], set[str]] = {}
-    for r in recs:
-        eid = r["experiment_id"]
-        if r["scores"]:
-            names.setdefault((eid, "score"), set()).update(r["scores"])
-        if r["metrics"]:
-            names.setdefault((eid, "metric"), set()).update(r["metrics"])
-        if r["metadata"] and r["span_id"] == r["root_span_id"]:
-            names.setdefault((eid, "metadata"), set()).update(r["metadata"])
+    for facts in prepared.batch.values():
+        for r in facts:
+            eid = r["experiment_id"]
+            if r["scores"]:
+                names.setdefault((eid, "score"), set()).update(r["scores"])
+            if r["metrics"]:
+                names.setdefault((eid, "metric"), set()).update(r["metrics"])
+            if r["metadata"] and r["span_id"] == r["root_span_id"]:
+                names.setdefault((eid, "metadata"), set()).update(r["metadata"])
     seen = [(eid, kind, name) for (eid, kind), found in names.items() for name in found]
     if seen:
         conn.executemany("INSERT OR IGNORE INTO experiment_fields (experiment_id, kind, name) VALUES (?, ?, ?)", seen)

@@ -1,0 +1,164 @@
+"""One-span traces in one step: a root span's fields straight to its span row and trace row.
+
+A generic import writes one root span per row. The general path builds a record dict,
+validates it into a second dict, encodes that as the span row, then rolls the trace up from
+it: four passes over every field. :func:`encode_root` does the same checks (the same
+errors, naming the field) and produces the same two rows (a test holds them equal) in one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+from typing import Any
+
+import orjson
+
+from evaltui.store.errors import RecordError
+from evaltui.store.records import _SORTED, _encode, normalize_scores
+from evaltui.store.rollup import comparison_key, root_row
+
+_dumps = orjson.dumps
+_isfinite = math.isfinite
+_blake2b = hashlib.blake2b
+
+
+def encode_root(
+    index: int,
+    rid: str,
+    experiment_id: str,
+    name: str | None,
+    stype: str | None,
+    input: Any,
+    output: Any,
+    expected: Any,
+    error: Any,
+    scores: Any,
+    metadata: Any,
+    metrics: Any,
+    tags: Any,
+    dataset_record_id: Any,
+    created: Any,
+    now: str,
+    key_spec: str | list[str],
+) -> tuple[tuple, tuple]:
+    """(spans-table row, trace row without its row_version) of a one-span trace.
+
+    The span is the root of its own trace: ``span_id`` and ``root_span_id`` are ``rid``, it
+    has no parents, and its ``span_attributes`` are ``{"name": name, "type": stype}``. The
+    checks and results are those of ``validate_span`` + ``span_row`` + ``trace_row`` for
+    that record; a bad field raises RecordError(index, field) the same way.
+    """
+    if not isinstance(rid, str) or not rid:
+        raise RecordError(index, "id", "required, a non-empty string", rid if isinstance(rid, str) else None)
+    if not isinstance(experiment_id, str) or not experiment_id:
+        raise RecordError(index, "experiment_id", "required, a non-empty string", rid)
+    if name is not None and not isinstance(name, str):
+        raise RecordError(index, "span_attributes.name", "must be a string", rid)
+    if stype is not None and not isinstance(stype, str):
+        raise RecordError(index, "span_attributes.type", "must be a string", rid)
+
+    if scores is not None:
+        plain = type(scores) is dict
+        if plain:
+            for k, v in scores.items():
+                # the usual score: a float already in [0, 1] (NaN and inf fail the range test)
+                if type(v) is not float or not 0.0 <= v <= 1.0 or type(k) is not str or not k:
+                    plain = False
+                    break
+        if not plain:
+            try:
+                scores = normalize_scores(scores)
+            except ValueError as e:
+                raise RecordError(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
+        if not scores:
+            scores = None
+
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise RecordError(index, "metadata", f"must be an object, not {type(metadata).__name__}", rid)
+        for k in metadata:
+            if type(k) is not str:
+                raise RecordError(index, "metadata", f"key {k!r} is not a string", rid)
+        if not metadata:
+            metadata = None
+
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            raise RecordError(
+                index, "metrics", f"must be an object of name -> number, not {type(metrics).__name__}", rid
+            )
+        for k, v in metrics.items():
+            if type(k) is not str:
+                raise RecordError(index, "metrics", f"key {k!r} is not a string", rid)
+            if v is not None and (type(v) not in (int, float) or not _isfinite(v)):
+                if not (isinstance(v, (int, float)) and not isinstance(v, bool) and _isfinite(v)):
+                    raise RecordError(index, f"metrics.{k}", f"{v!r} is not a finite number", rid)
+        if not metrics:
+            metrics = None
+
+    if tags is not None:
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise RecordError(index, "tags", "must be a list of strings", rid)
+        if not tags:
+            tags = None
+    if dataset_record_id is not None and not isinstance(dataset_record_id, str):
+        raise RecordError(index, "dataset_record_id", "must be a string", rid)
+    if created is None:
+        created = now
+    elif isinstance(created, (int, float)) and not isinstance(created, bool):
+        created = _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat()
+    elif not isinstance(created, str):
+        raise RecordError(index, "created", "must be an ISO timestamp string", rid)
+
+    attrs = {"name": name, "type": stype}
+    try:
+        row = (
+            rid,
+            experiment_id,
+            rid,
+            rid,
+            None,  # span_parents: none
+            _dumps(attrs).decode(),
+            name,
+            stype,
+            None if input is None else _dumps(input).decode(),
+            None if output is None else _dumps(output).decode(),
+            None if expected is None else _dumps(expected).decode(),
+            None if error is None else _dumps(error).decode(),
+            None if scores is None else _dumps(scores).decode(),
+            None if metadata is None else _dumps(metadata).decode(),
+            None if metrics is None else _dumps(metrics).decode(),
+            None if tags is None else _dumps(tags).decode(),
+            None,  # origin
+            dataset_record_id,
+            created,
+            metrics.get("start") if metrics else None,
+            metrics.get("end") if metrics else None,
+        )
+    except (TypeError, ValueError, orjson.JSONEncodeError):
+        # the field (and the place inside it) that cannot be stored, for the message
+        for field, value in (("input", input), ("output", output), ("expected", expected), ("error", error),
+                             ("scores", scores), ("metadata", metadata), ("metrics", metrics), ("tags", tags)):
+            _encode(index, rid, field, value)
+        raise RecordError(index, "(record)", "not JSON-serialisable", rid) from None
+
+    if key_spec == "input":  # the default comparison key, without building the record
+        ckey = None if input is None else _blake2b(_dumps(input, option=_SORTED), digest_size=12).hexdigest()
+    else:
+        ckey = comparison_key(
+            {
+                "name": name, "type": stype, "id": rid, "experiment_id": experiment_id, "span_id": rid,
+                "root_span_id": rid, "span_parents": [], "span_attributes": attrs, "input": input,
+                "output": output, "expected": expected, "error": error, "scores": scores,
+                "metadata": metadata, "metrics": metrics, "tags": tags, "origin": None,
+                "dataset_record_id": dataset_record_id, "created": created,
+            },
+            key_spec,
+        )
+    trace = root_row(
+        experiment_id, rid, rid, name, stype, created, input, output, expected, error, scores, metadata,
+        metrics, tags, dataset_record_id, ckey,
+    )
+    return row, trace
