@@ -107,3 +107,11 @@ def test_search_is_case_insensitive_literal_across_text_columns() -> None:
     assert search_rows(f, "team") == [0, 1, 3, 5]  # metadata
     assert search_rows(f, "%") == []  # literal, not a pattern
     assert search_rows(f, "") == []
+
+
+def test_search_treats_regex_characters_as_text() -> None:
+    f = pl.DataFrame({"input": ["a.b (x)", "axb", "A.B"], "output": [None, "[x]", "c*d"]})
+    assert search_rows(f, "a.b") == [0, 2]  # the dot is a dot
+    assert search_rows(f, "(x") == [0]  # an unbalanced parenthesis is text, not an error
+    assert search_rows(f, "[X]") == [1]
+    assert search_rows(f, "C*") == [2]
