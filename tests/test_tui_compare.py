@@ -131,7 +131,7 @@ async def test_demo_deltas_and_header_counts_equal_the_cli_summary(demo_db: Path
         up = frame.filter(pl.col("compare.improved.scores.Factuality"))
         assert up["comparison_key"].n_unique() == cli["scores"]["Factuality"]["improvements"]
         text = screen_text(app)
-        assert f"vs gpt-4o-mini baseline {cli['matched']} matched" in text
+        assert f"vs gpt-4o-mini baseline {cli['matched']} cases matched" in text
         fact = cli["scores"]["Factuality"]
         assert f"↑{fact['improvements']} ↓{fact['regressions']}" in text
         # and the ↓ filter shows exactly those rows
@@ -173,7 +173,7 @@ async def test_unmatched_rows_say_no_match(tmp_path: Path) -> None:
     app, _ = make_app(path, EXP)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_compared(pilot)
-        assert "5 matched, 1 no match" in screen_text(app)
+        assert "5 cases matched, 1 no match" in screen_text(app)
         t = table(app)
         row = t.frame.filter(pl.col("root_span_id") == "extra").row(0, named=True)
         assert row[MATCH_COLUMN] == "no match" and row["compare.delta.scores.Factuality"] is None
@@ -240,7 +240,7 @@ async def test_picker_comparison_key_rematches_at_once(db: Path) -> None:
         assert app.screen is screen
         assert screen.comparison.key_spec == "metadata.category"
         assert screen.comparison.result["matched"] == 4
-        assert "vs baseline 4 matched" in screen_text(app)
+        assert "vs baseline 4 cases matched" in screen_text(app)
         assert any("Comparison key is now metadata.category" in n for n in notes(app))
 
 

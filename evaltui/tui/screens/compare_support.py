@@ -381,7 +381,7 @@ class CompareMixin:
         t.append(safe_text(str(c.base["name"]), 40), "bold")
         r = c.result
         # the case counts of `evaltui summary --compare` (trials are one case)
-        t.append(f" {r['matched']:,} matched", "")
+        t.append(f" {r['matched']:,} cases matched", "")
         t.append(f", {r['unmatched']:,} no match", "bold yellow" if r["unmatched"] else "dim")
         if len(c.bases) > 1:
             t.append(f" (+{len(c.bases) - 1})", "dim")
