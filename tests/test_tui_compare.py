@@ -413,7 +413,7 @@ async def test_layouts_cycle_and_show_the_cli_figures(db: Path, tmp_path: Path, 
         await settle(pilot)
         assert isinstance(app.screen, DetailsLayout)
         text = screen_text(app)
-        assert "exp-new" in text and "gpt-4o" in text and "Factuality" in text and "5 matched" in text
+        assert "exp-new" in text and "gpt-4o" in text and "Factuality" in text and "baseline: 5 cases matched" in text
         await pilot.press("y")
         assert clip.last == "exp-new"
         await pilot.press("L")  # back to the list

@@ -602,9 +602,9 @@ class DetailsLayout(LayoutScreen):
             from evaltui.query.compare import format_comparison_key
 
             field("key", format_comparison_key(c.key_spec))
-            for base, r in zip(c.bases, c.results, strict=True):
-                field(str(base["name"])[:14], f"{r['matched']:,} matched, {r['unmatched']:,} only here, "
-                                              f"{r['base_unmatched']:,} only there")
+            for i, (base, r) in enumerate(zip(c.bases, c.results, strict=True)):
+                field("compared" if i == 0 else "", f"{base['name']}: {r['matched']:,} cases matched, "
+                      f"{r['unmatched']:,} only here, {r['base_unmatched']:,} only there")
         section("Scorers")
         scores = [col[len(SCORE_PREFIX):] for col in self.this.columns if col.startswith(SCORE_PREFIX)]
         t.append("  " + (", ".join(safe_text(s, 40) for s in scores) or "none") + "\n")
