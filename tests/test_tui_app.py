@@ -903,7 +903,7 @@ async def _compare(app, pilot, clip, key):
     await pilot.press("enter")
     await settle(pilot)
     assert app.screen is screen and screen.comparison is not None
-    assert "vs baseline 5 matched" in screen_text(app)
+    assert "vs baseline 5 cases matched" in screen_text(app)
 
 
 @driver("experiment.diff-mode")
