@@ -100,6 +100,22 @@ class TraceData:
     root: SpanNode | None
     # tree lines made in the loading worker (trace_tree.prepare_labels), keyed by span id
     labels: dict[str, Any] = field(default_factory=dict)
+    segments: dict[str, Any] = field(default_factory=dict)  # and those lines rendered (rich Segments)
+    _totals: tuple[int, float, int] | None = field(default=None, repr=False, compare=False)
+
+    def totals(self) -> tuple[int, float, int]:
+        """Tokens and cost of the spans outside scorers, and the number of spans with an error
+        (the pane's title); counted once, in the loading worker when it calls this."""
+        if self._totals is None:
+            tokens, cost, errors = 0, 0.0, 0
+            for s in self.spans:
+                if not s.in_scorer:
+                    tokens += s.tokens or 0
+                    cost += s.cost or 0
+                if s.has_error:
+                    errors += 1
+            self._totals = (tokens, cost, errors)
+        return self._totals
 
     @property
     def t0(self) -> float | None:
