@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -117,12 +118,12 @@ class TraceData:
             self._totals = (tokens, cost, errors)
         return self._totals
 
-    @property
+    @cached_property
     def t0(self) -> float | None:
         starts = [s.start for s in self.spans if s.start is not None]
         return min(starts) if starts else None
 
-    @property
+    @cached_property
     def t1(self) -> float | None:
         ends = [s.end for s in self.spans if s.end is not None]
         return max(ends) if ends else None
