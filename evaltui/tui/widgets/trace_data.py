@@ -147,12 +147,14 @@ class TraceData:
     @classmethod
     def from_frame(cls, experiment_id: str, root_span_id: str, frame: pl.DataFrame) -> TraceData:
         nodes: list[SpanNode] = []
-        for row in frame.iter_rows(named=True):
-            rec = dict(row)
-            for f in JSON_FIELDS:
-                text = rec.get(f)
-                if isinstance(text, str):
-                    rec[f] = _decode(text)
+        # column by column (a list each, the JSON ones decoded in one comprehension), then one
+        # dict a span: half the time of a dict per row and a lookup per field and row
+        columns = frame.columns
+        values = [frame.get_column(c).to_list() for c in columns]
+        for i, c in enumerate(columns):
+            if c in JSON_FIELDS:
+                values[i] = [_decode(v) if isinstance(v, str) else v for v in values[i]]
+        for rec in (dict(zip(columns, row)) for row in zip(*values)):
             parents = rec.get("span_parents") or []
             nodes.append(
                 SpanNode(
