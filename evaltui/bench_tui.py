@@ -192,10 +192,15 @@ async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
         pane = screen.query_one(TracePane)
         await pilot.pause()
         shown = _KeyToFrame(app).expect(lambda: pane.trace is not None and pane.trace.root_span_id == big_root)
+        handled = _time_calls(type(screen), "on_experiment_screen_trace_loaded")
         t0, c0 = time.perf_counter(), time.process_time()
         screen.open_trace(big_root)
         await asyncio.wait_for(shown.wait(), 60)
-        out["open_trace_frame_ms"] = (time.perf_counter() - t0) * 1000  # the first frame showing the tree
+        t1 = time.perf_counter()
+        out["open_trace_frame_ms"] = (t1 - t0) * 1000  # the first frame showing the tree
+        if handled:  # where it went: loading (worker), showing it (event loop), layout and paint
+            a, b = handled[0]
+            out["open_trace_split_ms"] = {"load": (a - t0) * 1000, "show": (b - a) * 1000, "paint": (t1 - b) * 1000}
         await pilot.pause()
         out["open_trace_ms"] = (time.perf_counter() - t0) * 1000
         out["open_trace_cpu_ms"] = (time.process_time() - c0) * 1000  # all threads (the loading worker too)
@@ -233,6 +238,22 @@ async def _analyze(app, pilot, screen) -> dict:
     analyze(app.store, screen.experiment["id"], max_ids=None)
     return {"analyze_screen_ms": screen_ms, "analyze_stall_ms": stall * 1000,
             "analyze_call_ms": (time.perf_counter() - t0) * 1000}
+
+
+def _time_calls(cls, name: str) -> list[tuple[float, float]]:
+    """(start, end) of each later call of ``cls.name`` (the bench process's class, patched)."""
+    calls: list[tuple[float, float]] = []
+    method = getattr(cls, name)
+
+    def timed(self, *args, **kwargs):
+        a = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            calls.append((a, time.perf_counter()))
+
+    setattr(cls, name, timed)
+    return calls
 
 
 async def _until(check, limit: float = 60.0) -> None:

@@ -45,6 +45,7 @@ class SpanDetail(VerticalScroll, can_focus=False):
         self.trace: TraceData | None = None
         self.span: SpanNode | None = None
         self.current_field: str | None = None
+        self._scorers_of: tuple[SpanNode, list[SpanNode]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="span-head")
@@ -82,7 +83,12 @@ class SpanDetail(VerticalScroll, can_focus=False):
     def _scorers(self) -> list[SpanNode]:
         if self.trace is None or self.span is None:
             return []
-        return [d for d in self.trace.descendants(self.span) if d.type == "score" or d.scores]
+        # asked twice a span shown (has it scores, then their text): a root has every span below it
+        if self._scorers_of is not None and self._scorers_of[0] is self.span:
+            return self._scorers_of[1]
+        found = [d for d in self.trace.descendants(self.span) if d.type == "score" or d.scores]
+        self._scorers_of = (self.span, found)
+        return found
 
     def show_span(self, trace: TraceData, span: SpanNode | None) -> None:
         self.trace, self.span = trace, span

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -100,13 +101,29 @@ class TraceData:
     root: SpanNode | None
     # tree lines made in the loading worker (trace_tree.prepare_labels), keyed by span id
     labels: dict[str, Any] = field(default_factory=dict)
+    segments: dict[str, Any] = field(default_factory=dict)  # and those lines rendered (rich Segments)
+    _totals: tuple[int, float, int] | None = field(default=None, repr=False, compare=False)
 
-    @property
+    def totals(self) -> tuple[int, float, int]:
+        """Tokens and cost of the spans outside scorers, and the number of spans with an error
+        (the pane's title); counted once, in the loading worker when it calls this."""
+        if self._totals is None:
+            tokens, cost, errors = 0, 0.0, 0
+            for s in self.spans:
+                if not s.in_scorer:
+                    tokens += s.tokens or 0
+                    cost += s.cost or 0
+                if s.has_error:
+                    errors += 1
+            self._totals = (tokens, cost, errors)
+        return self._totals
+
+    @cached_property
     def t0(self) -> float | None:
         starts = [s.start for s in self.spans if s.start is not None]
         return min(starts) if starts else None
 
-    @property
+    @cached_property
     def t1(self) -> float | None:
         ends = [s.end for s in self.spans if s.end is not None]
         return max(ends) if ends else None
@@ -130,12 +147,14 @@ class TraceData:
     @classmethod
     def from_frame(cls, experiment_id: str, root_span_id: str, frame: pl.DataFrame) -> TraceData:
         nodes: list[SpanNode] = []
-        for row in frame.iter_rows(named=True):
-            rec = dict(row)
-            for f in JSON_FIELDS:
-                text = rec.get(f)
-                if isinstance(text, str):
-                    rec[f] = _decode(text)
+        # column by column (a list each, the JSON ones decoded in one comprehension), then one
+        # dict a span: half the time of a dict per row and a lookup per field and row
+        columns = frame.columns
+        values = [frame.get_column(c).to_list() for c in columns]
+        for i, c in enumerate(columns):
+            if c in JSON_FIELDS:
+                values[i] = [_decode(v) if isinstance(v, str) else v for v in values[i]]
+        for rec in (dict(zip(columns, row)) for row in zip(*values)):
             parents = rec.get("span_parents") or []
             nodes.append(
                 SpanNode(

@@ -141,10 +141,8 @@ class TracePane(Vertical):
             t.append(safe_text(root.name, 40), "bold")
             n = len(trace.spans)
             bits = [f"{n} span{'s' if n != 1 else ''}", format_duration(root.duration)]
-            tokens = sum(s.tokens or 0 for s in trace.spans if not s.in_scorer)
-            cost = sum(s.cost or 0 for s in trace.spans if not s.in_scorer)
+            tokens, cost, errors = trace.totals()
             bits += [format_tokens(tokens) if tokens else "", format_cost(cost) if cost else ""]
-            errors = sum(1 for s in trace.spans if s.has_error)
             t.append("  " + " · ".join(b for b in bits if b), "dim")
             if errors:
                 t.append(f"  ✗ {errors} error{'s' if errors != 1 else ''}", "bold red")

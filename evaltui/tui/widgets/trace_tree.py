@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -69,6 +70,11 @@ def prepare_labels(trace: TraceData, limit: int = 200) -> None:
     The rest are made when they are first painted: a big trace's labels are not all needed.
     """
     trace.labels = {s.span_id: span_label(s) for s in trace.spans[:limit]}
+    # and their segments (what the tree paints): rendering them was half of the first frame's
+    # tree on the event loop. Styles here are plain style strings, so any console renders
+    # them alike; a private one, as the app's console belongs to the event loop.
+    console = Console(markup=False, highlight=False, emoji=False)
+    trace.segments = {key: list(label.render(console)) for key, label in trace.labels.items()}
 
 
 ORPHAN = Text("(orphan) ", "italic dim")
@@ -415,6 +421,8 @@ class TraceTree(ScrollView, can_focus=True):
     def _label_segments(self, node: SpanLine) -> list[Segment]:
         key = node.span.span_id
         segments = self._labels.get(key)
+        if segments is None and not node.orphan and self.trace is not None:
+            segments = self.trace.segments.get(key)
         if segments is None:
             segments = list(self.label_of(node).render(self.app.console))
             if len(self._labels) > 4096:
