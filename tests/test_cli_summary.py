@@ -87,7 +87,7 @@ def test_text(db: Path) -> None:
     assert r.exit_code == 0, r.output
     out = r.stdout
     assert "Experiment bot/v2: 5 traces" in out
-    assert "Compared with bot/v1: 4 matched rows (1 only here, 0 only in the base)" in out
+    assert "Compared with bot/v1: 4 matched cases (1 only here, 0 only in the base)" in out
     acc = next(line for line in out.splitlines() if line.strip().startswith("acc"))
     assert acc.split() == ["acc", "50.00%", "-12.50pp", "1", "improvements", "1", "regressions"]
     dur = next(line for line in out.splitlines() if line.strip().startswith("duration"))
@@ -99,7 +99,7 @@ def test_markdown(db: Path) -> None:
     assert r.exit_code == 0, r.output
     md = r.stdout
     assert md.startswith("### evaltui summary: bot/v2 vs bot/v1\n")
-    assert "**4** matched rows (1 only here, 0 only in the base)" in md
+    assert "**4** matched cases (1 only here, 0 only in the base)" in md
     assert "| Score | Mean | Base | Diff | ↑ Improvements | ↓ Regressions |" in md
     assert "| acc | 50.00% | 62.50% | -12.50pp | 1 | 1 |" in md
     assert "| tone | 90.00% | 100.00% | -10.00pp | 0 | 1 |" in md

@@ -222,7 +222,7 @@ def test_summary_text_shows_means_diffs_and_counts(store):
     this = experiment(store, "this", [("a", {"acc": 1.0}, {"duration": 1.5}), ("b", {"acc": 0.25})])
     text = summary_text(summarize(store, this, base))
     assert "Experiment proj/this: 2 traces" in text
-    assert "Compared with proj/base: 2 matched rows" in text
+    assert "Compared with proj/base: 2 matched cases" in text
     acc_line = next(line for line in text.splitlines() if line.strip().startswith("acc"))
     assert "62.50%" in acc_line and "+12.50pp" in acc_line
     assert "1 improvements" in acc_line and "1 regressions" in acc_line

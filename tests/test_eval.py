@@ -92,7 +92,7 @@ def test_summary_against_the_previous_experiment_matches_hand_computed_numbers(s
     assert e["mean"] == pytest.approx(0.8) and e["base_mean"] == 0.75 and e["diff"] == pytest.approx(0.05)
     assert e["improvements"] == 1 and e["regressions"] == 1  # c fixed, a broken
     out = capsys.readouterr().out
-    assert "Compared with qa/v1: 4 matched rows" in out and "80.00%" in out and "+5.00pp" in out
+    assert "Compared with qa/v1: 4 matched cases" in out and "80.00%" in out and "+5.00pp" in out
 
     # an explicit base wins over the previous experiment
     third = Eval("qa", data=data, task=str.upper, scores=[exact], experiment_name="v3",

@@ -270,7 +270,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     if summary.get("matched") is not None:
         against = f"{base['project']}/{base['name']}" if base else "base"
         lines.append(
-            f"Compared with {against}: {summary['matched']} matched rows"
+            f"Compared with {against}: {summary['matched']} matched cases"
             f" ({summary['unmatched']} only here, {summary['base_unmatched']} only in the base)"
         )
     rows = [(n, e, True) for n, e in summary["scores"].items()] + [(n, e, False) for n, e in summary["metrics"].items()]

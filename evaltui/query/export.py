@@ -808,7 +808,7 @@ def summary_markdown(
     if compared:
         lines.append(
             f"{traces} traces, compared with **{md(_ref(base))}** ({summary['base_traces']} traces):"
-            f" **{summary['matched']}** matched rows ({summary['unmatched']} only here,"
+            f" **{summary['matched']}** matched cases ({summary['unmatched']} only here,"
             f" {summary['base_unmatched']} only in the base)."
         )
     else:
