@@ -232,12 +232,12 @@ class ExperimentViews:
         self._close_search_bar()  # the table takes the keys: n / N at once
         text = event.text.strip()
         self.search_text = text or None
-        table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
-        table.set_search(self.search_text)
         if not text:
+            self.query_one(ExperimentTable).set_search(None)  # type: ignore[attr-defined]
             self.search_hits = []
             self._update_title()  # type: ignore[attr-defined]
             return
+        # the highlights are set with the hits (one repaint of the table, not two)
         self.run_search(jump=True)
 
     def on_search_bar_closed(self, event: SearchBar.Closed) -> None:
@@ -272,6 +272,7 @@ class ExperimentViews:
         if message.state != (id(table.frame), self.search_text):
             return  # the rows or the search changed meanwhile
         self.search_hits = message.hits
+        table.set_search(self.search_text)
         self._update_title()  # type: ignore[attr-defined]
         if message.jump:
             if not message.hits:
