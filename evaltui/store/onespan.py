@@ -8,19 +8,24 @@ errors, naming the field) and produces the same two rows (a test holds them equa
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import math
 from typing import Any
 
 import orjson
 
 from evaltui.store.errors import RecordError
-from evaltui.store.records import _SORTED, _encode, normalize_scores
+from evaltui.store.records import (
+    _SORTED,
+    _encode,
+    check_created,
+    check_metadata,
+    check_metrics,
+    check_scores,
+    check_tags,
+)
 from evaltui.store.rollup import comparison_key, root_row
 
 _dumps = orjson.dumps
-_isfinite = math.isfinite
 _blake2b = hashlib.blake2b
 
 
@@ -60,57 +65,19 @@ def encode_root(
         raise RecordError(index, "span_attributes.type", "must be a string", rid)
 
     if scores is not None:
-        plain = type(scores) is dict
-        if plain:
-            for k, v in scores.items():
-                # the usual score: a float already in [0, 1] (NaN and inf fail the range test)
-                if type(v) is not float or not 0.0 <= v <= 1.0 or type(k) is not str or not k:
-                    plain = False
-                    break
-        if not plain:
-            try:
-                scores = normalize_scores(scores)
-            except ValueError as e:
-                raise RecordError(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
-        if not scores:
-            scores = None
-
+        scores = check_scores(index, scores, rid) or None
     if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise RecordError(index, "metadata", f"must be an object, not {type(metadata).__name__}", rid)
-        for k in metadata:
-            if type(k) is not str:
-                raise RecordError(index, "metadata", f"key {k!r} is not a string", rid)
-        if not metadata:
-            metadata = None
-
+        check_metadata(index, metadata, rid)
+        metadata = metadata or None
     if metrics is not None:
-        if not isinstance(metrics, dict):
-            raise RecordError(
-                index, "metrics", f"must be an object of name -> number, not {type(metrics).__name__}", rid
-            )
-        for k, v in metrics.items():
-            if type(k) is not str:
-                raise RecordError(index, "metrics", f"key {k!r} is not a string", rid)
-            if v is not None and (type(v) not in (int, float) or not _isfinite(v)):
-                if not (isinstance(v, (int, float)) and not isinstance(v, bool) and _isfinite(v)):
-                    raise RecordError(index, f"metrics.{k}", f"{v!r} is not a finite number", rid)
-        if not metrics:
-            metrics = None
-
+        check_metrics(index, metrics, rid)
+        metrics = metrics or None
     if tags is not None:
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise RecordError(index, "tags", "must be a list of strings", rid)
-        if not tags:
-            tags = None
+        check_tags(index, tags, rid)
+        tags = tags or None
     if dataset_record_id is not None and not isinstance(dataset_record_id, str):
         raise RecordError(index, "dataset_record_id", "must be a string", rid)
-    if created is None:
-        created = now
-    elif isinstance(created, (int, float)) and not isinstance(created, bool):
-        created = _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat()
-    elif not isinstance(created, str):
-        raise RecordError(index, "created", "must be an ISO timestamp string", rid)
+    created = created if type(created) is str else check_created(index, created, now, rid)
 
     attrs = {"name": name, "type": stype}
     try:

@@ -178,6 +178,58 @@ def _parents_ok(parents: Any) -> bool:
     return isinstance(parents, list) and all(isinstance(p, str) and p for p in parents)
 
 
+# Field checks shared by validate_span_row and onespan.encode_root (called only for a
+# field that is present; each raises RecordError naming the record and the field).
+def check_scores(index: int, scores: Any, rid: str | None) -> Any:
+    """``scores`` normalized: floats in [0, 1] or None (booleans 1/0)."""
+    if type(scores) is dict:
+        for k, v in scores.items():
+            # the usual score: a float already in [0, 1] (NaN and inf fail the range test)
+            if type(v) is not float or not 0.0 <= v <= 1.0 or type(k) is not str or not k:
+                break
+        else:
+            return scores
+    try:
+        return normalize_scores(scores)
+    except ValueError as e:
+        raise _bad(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
+
+
+def check_metadata(index: int, metadata: Any, rid: str | None) -> None:
+    if not isinstance(metadata, dict):
+        raise _bad(index, "metadata", f"must be an object, not {type(metadata).__name__}", rid)
+    for k in metadata:
+        if type(k) is not str:
+            raise _bad(index, "metadata", f"key {k!r} is not a string", rid)
+
+
+def check_metrics(index: int, metrics: Any, rid: str | None) -> None:
+    if not isinstance(metrics, dict):
+        raise _bad(index, "metrics", f"must be an object of name -> number, not {type(metrics).__name__}", rid)
+    for k, v in metrics.items():
+        if type(k) is not str:
+            raise _bad(index, "metrics", f"key {k!r} is not a string", rid)
+        if v is not None and (type(v) not in _NUMBER_TYPES or not _isfinite(v)):
+            if not (_is_number(v) and _isfinite(v)):  # int/float subclasses are fine
+                raise _bad(index, f"metrics.{k}", f"{v!r} is not a finite number", rid)
+
+
+def check_tags(index: int, tags: Any, rid: str | None) -> None:
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise _bad(index, "tags", "must be a list of strings", rid)
+
+
+def check_created(index: int, created: Any, now: str, rid: str | None) -> str:
+    """``created`` as an ISO string: ``now`` when absent, a Unix time converted."""
+    if created is None:
+        return now
+    if isinstance(created, (int, float)) and not isinstance(created, bool):
+        return _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat()
+    if not isinstance(created, str):
+        raise _bad(index, "created", "must be an ISO timestamp string", rid)
+    return created
+
+
 def validate_span(index: int, rec: Any, now: str | None = None) -> dict[str, Any]:
     """Check one span record and return it normalized (a new dict; the input is untouched).
 
@@ -238,53 +290,23 @@ def validate_span_row(index: int, rec: Any, now: str | None = None) -> tuple[dic
 
     scores = get("scores")
     if scores is not None:
-        plain = type(scores) is dict
-        if plain:
-            for k, v in scores.items():
-                # the usual score: a float already in [0, 1] (NaN and inf fail the range test)
-                if type(v) is not float or not 0.0 <= v <= 1.0 or type(k) is not str or not k:
-                    plain = False
-                    break
-        if not plain:
-            try:
-                scores = normalize_scores(scores)
-            except ValueError as e:
-                raise _bad(index, "scores", str(e).removeprefix("scores").lstrip(".: ") or "invalid", rid) from None
-
+        scores = check_scores(index, scores, rid)
     metadata = get("metadata")
     if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise _bad(index, "metadata", f"must be an object, not {type(metadata).__name__}", rid)
-        for k in metadata:
-            if type(k) is not str:
-                raise _bad(index, "metadata", f"key {k!r} is not a string", rid)
-
+        check_metadata(index, metadata, rid)
     metrics = get("metrics")
     if metrics is not None:
-        if not isinstance(metrics, dict):
-            raise _bad(index, "metrics", f"must be an object of name -> number, not {type(metrics).__name__}", rid)
-        for k, v in metrics.items():
-            if type(k) is not str:
-                raise _bad(index, "metrics", f"key {k!r} is not a string", rid)
-            if v is not None and (type(v) not in _NUMBER_TYPES or not _isfinite(v)):
-                if not (_is_number(v) and _isfinite(v)):  # int/float subclasses are fine
-                    raise _bad(index, f"metrics.{k}", f"{v!r} is not a finite number", rid)
-
+        check_metrics(index, metrics, rid)
     tags = get("tags")
-    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
-        raise _bad(index, "tags", "must be a list of strings", rid)
+    if tags is not None:
+        check_tags(index, tags, rid)
 
     dsr = get("dataset_record_id")
     if dsr is not None and not isinstance(dsr, str):
         raise _bad(index, "dataset_record_id", "must be a string", rid)
 
     created = get("created")
-    if created is None:
-        created = now or now_iso()
-    elif isinstance(created, (int, float)) and not isinstance(created, bool):
-        created = _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat()
-    elif not isinstance(created, str):
-        raise _bad(index, "created", "must be an ISO timestamp string", rid)
+    created = created if type(created) is str else check_created(index, created, now or now_iso(), rid)
 
     input_, output, expected, error, origin = get("input"), get("output"), get("expected"), get("error"), get("origin")
     scores = scores or None
