@@ -11,7 +11,6 @@ with an ``id`` keeps that identity across re-imports, else its position does.
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import math
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from evaltui.ingest._common import (
     check_text,
     loads,
 )
+from evaltui.store.writers import gc_paused
 
 FORMAT = "jsonl"
 _blake2b = hashlib.blake2b
@@ -44,15 +44,10 @@ def import_file(path: Path, sink: Sink) -> None:
     mapping = sink.options.mapping or {}
     root_span = sink.root_span
     # Rows are parsed into many small objects without cycles: the cyclic GC would only walk them.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         for where, index, row, size in rows:
             # each row is a one-span trace: encoded straight to its span and trace rows
             root_span(eid, *row_values(row, mapping, eid, index, where=where, csv_cells=is_csv), where, size)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _json_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any], int]]:

@@ -311,7 +311,7 @@ class _Prepared:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while a batch allocates tens of thousands of small objects.
 
     None of them form cycles, yet each allocation burst triggers collections that walk
@@ -331,7 +331,7 @@ def _prepare(records: Sequence[dict[str, Any]]) -> _Prepared:
 
     Raises RecordError before anything is written.
     """
-    with _gc_paused():
+    with gc_paused():
         return _prepare_batch(list(records))
 
 
