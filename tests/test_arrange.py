@@ -7,6 +7,7 @@ import pytest
 
 from evaltui.query.arrange import (
     BUILTIN_VIEWS,
+    SearchIndex,
     builtin_filter,
     group_frame,
     search_rows,
@@ -115,3 +116,39 @@ def test_search_treats_regex_characters_as_text() -> None:
     assert search_rows(f, "(x") == [0]  # an unbalanced parenthesis is text, not an error
     assert search_rows(f, "[X]") == [1]
     assert search_rows(f, "C*") == [2]
+
+
+def test_search_index_typed_letter_by_letter_finds_what_a_fresh_search_finds() -> None:
+    # the search bar asks the index at every keystroke; each longer text searches only the
+    # rows a shorter one matched, which must never lose or add a row
+    words = ["Damaged item", "damaged ITEM!", "dam", "item damaged", "İstanbul", "istanbul", "STRASSE",
+             "straße", "\u212a-kelvin", "K-kelvin", None, "a.b*c", "x" * 50]
+    f = pl.DataFrame({
+        "input": [words[i % len(words)] for i in range(400)],
+        "output": [words[(i * 7) % len(words)] for i in range(400)],
+        "expected": [None] * 400,
+        "metadata": [f'{{"n": {i}}}' for i in range(400)],
+    })
+    SearchIndex.NARROW = 1.0  # narrow at every step here, to exercise it
+    try:
+        for text in ["damaged item", "İstanbul", "straße", "k-kelvin", "a.b*c", "xxxx", "n\": 39"]:
+            index = SearchIndex(f)
+            for end in range(1, len(text) + 1):
+                typed = text[:end]
+                assert index.hits(typed) == search_rows(f, typed), typed
+                assert index.known(typed) == search_rows(f, typed)
+        index = SearchIndex(f)
+        assert index.known("dam") is None  # never searched: nothing known yet
+        assert index.hits("DAMAGED") == index.hits("damaged") == search_rows(f, "damaged") != []
+    finally:
+        SearchIndex.NARROW = 0.25
+
+
+def test_search_index_runs_one_search_for_threads_asking_the_same_text() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    f = pl.DataFrame({"input": [f"row {i} order" if i % 3 else f"row {i}" for i in range(3000)]})
+    index = SearchIndex(f)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(index.hits, ["ORDER"] * 8))
+    assert all(r == search_rows(f, "order") for r in results) and len(results[0]) == 2000

@@ -403,6 +403,35 @@ async def test_search_finds_highlights_and_jumps(db: Path) -> None:
         assert "search:" not in title(app)
 
 
+async def test_search_runs_while_typing_so_enter_shows_matches_at_once(db: Path) -> None:
+    app = EvalTUI(db, "proj/exp")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await opened(pilot)
+        await pilot.press("ctrl+f")
+        await pilot.press(*"sorr")
+        await pilot.pause(0.3)  # a pause in the typing: the text is searched ahead, in a worker
+        await app.workers.wait_for_complete()
+        index = app.screen._search_index
+        assert index is not None and index.known("sorr") is not None
+        assert "search:" not in title(app)  # nothing shown before enter
+        await pilot.press("y")
+        app.screen._search_ahead.stop()  # enter comes before the pause would search ahead
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "search: sorry (2 matches)" in title(app)  # "sorry" searched only the rows "sorr" matched
+        assert table(app).row_key(table(app).cursor_row) == "t04"
+        # a text typed ahead and then submitted is shown without another search
+        await pilot.press("ctrl+f", "backspace", "backspace")
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        assert index.known("sor") is not None
+        searches = []
+        app.screen._search_worker = lambda *a: searches.append(a)  # would run a search
+        await pilot.press("enter")
+        await pilot.pause()
+        assert searches == [] and "search: sor (2 matches)" in title(app)
+
+
 # -- group by -------------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "BUILTIN_VIEWS",
     "GROUP_SORTS",
     "Group",
+    "SearchIndex",
     "builtin_filter",
     "group_frame",
     "group_key_expr",
@@ -178,20 +179,104 @@ def group_frame(frame: pl.DataFrame, path: str, group_sort: str = "size") -> tup
 
 def search_rows(frame: pl.DataFrame, text: str, columns: tuple[str, ...] = SEARCH_COLUMNS) -> list[int]:
     """Frame row indices whose ``columns`` contain ``text`` (case-insensitive, literal)."""
-    needle = text.lower()
+    found = _search(frame, text, columns)
+    return [] if found is None else found.to_list()
+
+
+def _search(frame: pl.DataFrame, text: str, columns: tuple[str, ...],
+            within: pl.Series | None = None) -> pl.Series | None:
+    """Row indices (UInt32, ascending) of ``frame`` (only among ``within`` when given) whose
+    ``columns`` contain ``text``; None for nothing to search."""
     present = [c for c in columns if c in frame.columns]
-    if not needle or not present or frame.height == 0:
-        return []
+    if not text or not present or frame.height == 0:
+        return None
     # a case-insensitive regex of the escaped text: the same rows as lowercasing every
     # cell and looking for the literal, without building 4 lowercased copies (3x faster)
     pattern = "(?i)" + re.escape(text)
     # one expression per column in one select: polars scans the columns in parallel
     # (an any_horizontal over the four scans them one after another: 1.5x slower)
     hits = frame.select([
-        (pl.col(c) if frame.schema[c] == pl.Utf8 else pl.col(c).cast(pl.Utf8)).str.contains(pattern).fill_null(False)
+        (pl.col(c) if frame.schema[c] == pl.Utf8 else pl.col(c).cast(pl.Utf8))
+        .pipe(lambda e: e if within is None else e.gather(within))
+        .str.contains(pattern).fill_null(False)
         .alias(f"__hit{i}") for i, c in enumerate(present)
     ])
-    return hits.select(pl.any_horizontal(pl.all()).alias("hit"))["hit"].arg_true().to_list()
+    found = hits.select(pl.any_horizontal(pl.all()).alias("hit"))["hit"].arg_true()
+    return found.cast(pl.UInt32) if within is None else within.gather(found)
+
+
+class SearchIndex:
+    """Text searches over one frame, remembered, so that a text searches only the rows that
+    a shorter text it contains has matched: typing "damaged item" narrows the search as it
+    grows, and Enter after typing finds the answer ready (the search bar asks while the user
+    types). Safe to call from several threads: a search already running for the same text
+    is waited for, not repeated.
+    """
+
+    KEEP = 8  # texts remembered (each a UInt32 index series: 4 bytes a hit)
+    NARROW = 0.25  # narrow only below this share of the frame (gathering strings copies them)
+
+    def __init__(self, frame: pl.DataFrame, columns: tuple[str, ...] = SEARCH_COLUMNS) -> None:
+        import threading
+
+        self.frame = frame
+        self.columns = columns
+        self._done: dict[str, pl.Series | None] = {}
+        self._running: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(text: str) -> str:
+        # ASCII letters match either case, so an ASCII text's lower case stands for it; other
+        # texts stay as typed (lower() may change their length, and with it what contains what)
+        return text.lower() if text.isascii() else text
+
+    def known(self, text: str) -> list[int] | None:
+        """The hits of ``text`` when already searched, else None (never searches)."""
+        key = self._key(text)
+        with self._lock:
+            if key not in self._done:
+                return None
+            found = self._done[key]
+        return [] if found is None else found.to_list()
+
+    def hits(self, text: str) -> list[int]:
+        """Row indices whose columns contain ``text`` (case-insensitive, literal), ascending."""
+        import threading
+
+        key = self._key(text)
+        while True:
+            with self._lock:
+                if key in self._done:
+                    found = self._done[key]
+                    return [] if found is None else found.to_list()
+                running = self._running.get(key)
+                if running is None:
+                    mine = self._running[key] = threading.Event()
+                    within = self._narrowest(key)
+                    break
+            running.wait()  # the same text is being searched in another thread
+        try:
+            found = _search(self.frame, text, self.columns, within)
+            with self._lock:
+                self._done[key] = found
+                while len(self._done) > self.KEEP:
+                    del self._done[next(iter(self._done))]
+        finally:
+            with self._lock:
+                del self._running[key]
+            mine.set()
+        return [] if found is None else found.to_list()
+
+    def _narrowest(self, key: str) -> pl.Series | None:
+        """The fewest rows a remembered text contained in ``key`` matched, when few enough."""
+        best = None
+        for known, found in self._done.items():
+            if known and known in key and found is not None and (best is None or found.len() < best.len()):
+                best = found
+        if best is not None and best.len() <= self.NARROW * self.frame.height:
+            return best
+        return None
 
 
 def describe_sort(keys: list[tuple[str, bool]]) -> str:

@@ -32,11 +32,11 @@ from evaltui.query.arrange import (
     BUILTIN_HELP,
     BUILTIN_VIEWS,
     Group,
+    SearchIndex,
     builtin_filter,
     describe_sort,
     group_choices,
     group_frame,
-    search_rows,
     sort_frame,
     toggle_sort_key,
 )
@@ -101,6 +101,8 @@ class ExperimentViews:
         self.group_sort = "size"
         self.search_text: str | None = None
         self.search_hits: list[int] = []  # frame rows of the shown frame, ascending
+        self._search_index: SearchIndex | None = None  # searches of the shown frame (typed ahead)
+        self._search_ahead = None  # the timer of the search-as-you-type
         self.groups: dict[str, list[Group] | None] = {}
         self.saved_view: tuple[str, str] | None = None  # (kind, name) last applied
         self.view_columns: ColumnSettings | None = None  # columns of the applied saved view
@@ -230,6 +232,8 @@ class ExperimentViews:
     def on_search_bar_applied(self, event: SearchBar.Applied) -> None:
         event.stop()
         self._close_search_bar()  # the table takes the keys: n / N at once
+        if self._search_ahead is not None:
+            self._search_ahead.stop()
         text = event.text.strip()
         self.search_text = text or None
         if not text:
@@ -239,6 +243,27 @@ class ExperimentViews:
             return
         # the highlights are set with the hits (one repaint of the table, not two)
         self.run_search(jump=True)
+
+    def on_search_bar_typed(self, event: SearchBar.Typed) -> None:
+        """Search ahead while the user types: after a short pause in the typing, the text is
+        searched in a worker, so that enter shows its matches without waiting for them."""
+        event.stop()
+        if self._search_ahead is not None:
+            self._search_ahead.stop()
+        text = event.text.strip()
+        if text:
+            self._search_ahead = self.set_timer(0.1, lambda: self._search_ahead_worker(self._index(), text))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="search-ahead")
+    def _search_ahead_worker(self, index: SearchIndex, text: str) -> None:
+        index.hits(text)  # remembered by the index; a search for it meanwhile waits for this one
+
+    def _index(self) -> SearchIndex:
+        """The search index of the frame shown (a new one when the rows changed)."""
+        frame = self.query_one(ExperimentTable).frame  # type: ignore[attr-defined]
+        if self._search_index is None or self._search_index.frame is not frame:
+            self._search_index = SearchIndex(frame)
+        return self._search_index
 
     def on_search_bar_closed(self, event: SearchBar.Closed) -> None:
         event.stop()
@@ -259,13 +284,19 @@ class ExperimentViews:
         self._update_title()  # type: ignore[attr-defined]
 
     def run_search(self, jump: bool) -> None:
-        frame = self.query_one(ExperimentTable).frame  # type: ignore[attr-defined]
-        if self.search_text:
-            self._search_worker(frame, self.search_text, (id(frame), self.search_text), jump)
+        if not self.search_text:
+            return
+        index = self._index()
+        state = (id(index.frame), self.search_text)
+        known = index.known(self.search_text)
+        if known is not None:  # searched while it was typed: show it now
+            self.on_experiment_views_search_done(self.SearchDone(state, known, jump))  # type: ignore[attr-defined]
+        else:
+            self._search_worker(index, self.search_text, state, jump)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="search")
-    def _search_worker(self, frame: pl.DataFrame, text: str, state: tuple, jump: bool) -> None:
-        self.post_message(self.SearchDone(state, search_rows(frame, text), jump))  # type: ignore[attr-defined]
+    def _search_worker(self, index: SearchIndex, text: str, state: tuple, jump: bool) -> None:
+        self.post_message(self.SearchDone(state, index.hits(text), jump))  # type: ignore[attr-defined]
 
     def on_experiment_views_search_done(self, message: SearchDone) -> None:
         table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]

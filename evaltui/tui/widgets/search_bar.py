@@ -1,7 +1,8 @@
 """The experiment screen's search bar: text to find in input, output, expected and metadata
 of the rows shown (separate from the filter: it narrows nothing, it finds and highlights).
 
-enter searches (jumps to the first match at or after the cursor, closes the bar and gives the
+The screen searches while the text is typed (in a worker, each text narrowing the rows of
+the last, see ``query.arrange.SearchIndex``); enter shows the result: it searches (jumps to the first match at or after the cursor, closes the bar and gives the
 table the keys: n / N jump between matches at once); esc in the bar clears the search and
 closes it (so does esc on the table); ctrl+f or \\ reopens it with the search.
 """
@@ -31,6 +32,13 @@ class SearchBar(Horizontal):
     class Closed(Message):
         pass
 
+    class Typed(Message):
+        """The text changed (the screen searches ahead, so that Enter finds the answer ready)."""
+
+        def __init__(self, text: str) -> None:
+            self.text = text
+            super().__init__()
+
     def compose(self) -> ComposeResult:
         yield Static("search:", id="search-label", markup=False)
         yield Input(placeholder="text in input, output, expected or metadata", id="search-input",
@@ -54,6 +62,7 @@ class SearchBar(Horizontal):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        self.post_message(self.Typed(event.value))
 
     def action_close(self) -> None:
         self.post_message(self.Closed())
