@@ -13,8 +13,10 @@ import datetime as _dt
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +38,7 @@ from evaltui.store import (
 from evaltui.store.records import now_iso
 
 BATCH_SIZE = 1000
+_SECOND = itemgetter(1)
 _MISSING = object()
 # A single field (input, output, metadata, ...) bigger than this is refused: the store could
 # hold it, but every view of the trace would have to decode and paint it.
@@ -407,17 +410,20 @@ class Sink:
         traces: list[tuple],
         wheres: list[str | None],
         names: tuple[Any, Any, Any],
+        span_cols: tuple[int, ...] | None = None,
+        trace_cols: tuple[int, ...] | None = None,
     ) -> None:
         """Write one-span traces encoded elsewhere (by :func:`evaltui.store.encode_root` with
         :meth:`key_spec`, as :meth:`root_span` does): span rows, trace rows, the source
-        position of each, and the (score, metric, metadata) names they carry."""
+        position of each, and the (score, metric, metadata) names they carry; ``span_cols``
+        and ``trace_cols``: the columns the rows hold (``evaltui.store.writers.drop_null_columns``)."""
         if self._buffer or self._root_rows:
             self.flush()
         self.key_spec(experiment_id)
         fields = set()
         for kind, found in zip(("score", "metric", "metadata"), names, strict=True):
             fields.update((experiment_id, kind, name) for name in found)
-        self._write_roots(rows, traces, wheres, fields)
+        self._write_roots(rows, traces, wheres, fields, span_cols, trace_cols)
 
     def _flush_roots(self) -> None:
         rows, traces, wheres = self._root_rows, self._root_traces, self._root_where
@@ -430,12 +436,11 @@ class Sink:
         self._write_roots(rows, traces, wheres, fields)
 
     def _write_roots(self, rows: list[tuple], traces: list[tuple], wheres: list[str | None],
-                     fields: set[tuple[str, str, str]]) -> None:
-        self._submit(prepare_roots(rows, traces, self._specs, fields, self._roots_only), wheres)
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row[1]] = counts.get(row[1], 0) + 1
-        for eid, n in counts.items():
+                     fields: set[tuple[str, str, str]], span_cols: tuple[int, ...] | None = None,
+                     trace_cols: tuple[int, ...] | None = None) -> None:
+        self._submit(prepare_roots(rows, traces, self._specs, fields, self._roots_only, span_cols, trace_cols),
+                     wheres)
+        for eid, n in Counter(map(_SECOND, rows)).items():
             res = self._by_id.get(eid)
             if res is not None:
                 res.spans += n

@@ -38,7 +38,7 @@ from evaltui.ingest._common import (
 from evaltui.store.errors import RecordError
 from evaltui.store.onespan import encode_root
 from evaltui.store.records import now_iso
-from evaltui.store.writers import gc_paused
+from evaltui.store.writers import drop_null_columns, gc_paused
 
 FORMAT = "jsonl"
 _blake2b = hashlib.blake2b
@@ -453,8 +453,8 @@ def _import_forked(path: Path, sink: Sink, eid: str, mapping: dict[str, str], is
                 if len(payload) < n:
                     raise IngestError("the process reading the file stopped unexpectedly")
                 if kind == b"B":
-                    rows, traces, wheres, names, fraction = pickle.loads(payload)
-                    sink.root_batch(eid, rows, traces, wheres, names)
+                    rows, span_cols, traces, trace_cols, wheres, names, fraction = pickle.loads(payload)
+                    sink.root_batch(eid, rows, traces, wheres, names, span_cols, trace_cols)
                     sink.progress(fraction)
                 elif kind == b"E":
                     info = pickle.loads(payload)
@@ -513,10 +513,18 @@ def _produce(path: Path, out: Any, eid: str, mapping: dict[str, str], is_csv: bo
         if metadata:
             metadata_seen.update(metadata)
         if len(rows) >= batch_size:
-            _send(out, b"B", (rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), tracker.fraction))
+            _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), tracker.fraction)
             rows, traces, wheres = [], [], []
             scores_seen, metrics_seen, metadata_seen = set(), set(), set()
             now = now_iso()
     if rows:
-        _send(out, b"B", (rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), tracker.fraction))
+        _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), tracker.fraction)
     _send(out, b"D", None)
+
+
+def _send_batch(out: Any, rows: list[tuple], traces: list[tuple], wheres: list[str], names: tuple,
+                fraction: float) -> None:
+    # the parent binds fewer NULLs (its share of the work is the bigger one)
+    rows, span_cols = drop_null_columns(rows)
+    traces, trace_cols = drop_null_columns(traces)
+    _send(out, b"B", (rows, span_cols, traces, trace_cols, wheres, names, fraction))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from evaltui.store.connection import Store
@@ -229,6 +231,49 @@ _UPSERT_TRACE = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _span_sql(cols: tuple[int, ...] | None, upsert: bool) -> str:
+    """INSERT (or upsert) of span rows that hold only the SPAN_COLUMNS at ``cols`` (None: all);
+    the others are NULL (an upsert sets them to NULL)."""
+    if cols is None:
+        return _UPSERT_SPAN if upsert else _INSERT_SPAN
+    names = [SPAN_COLUMNS[i] for i in cols]
+    sql = f"INSERT INTO spans ({', '.join(f'[{c}]' for c in names)}) VALUES ({', '.join('?' * len(names))})"
+    if upsert:
+        sql += " ON CONFLICT(id) DO UPDATE SET " + ", ".join(
+            f"[{c}] = excluded.[{c}]" if c in names else f"[{c}] = NULL" for c in SPAN_COLUMNS if c != "id")
+    return sql
+
+
+@functools.lru_cache(maxsize=64)
+def _trace_sql(cols: tuple[int, ...] | None) -> str:
+    """The trace-row upsert for rows that hold only the ROLLUP_COLUMNS at ``cols`` (None:
+    all), then row_version; the other roll-up columns are NULL."""
+    if cols is None:
+        return _UPSERT_TRACE
+    names = [ROLLUP_COLUMNS[i] for i in cols]
+    return (
+        f"INSERT INTO traces ({', '.join(f'[{c}]' for c in (*names, 'row_version'))})"
+        f" VALUES ({', '.join('?' * (len(names) + 1))})"
+        " ON CONFLICT(experiment_id, root_span_id) DO UPDATE SET "
+        + ", ".join(f"[{c}] = excluded.[{c}]" if c in names or c == "row_version" else f"[{c}] = NULL"
+                    for c in _TRACE_WRITE_COLUMNS[2:])
+    )
+
+
+def drop_null_columns(rows: list[tuple]) -> tuple[list[tuple], tuple[int, ...] | None]:
+    """``rows`` without the columns that are NULL in every row, and the indexes of the columns
+    kept (None: all kept). Binding None costs sqlite3 an adapter call per value: a one-span
+    trace's span and trace rows carry about twenty, most of them NULL in a whole batch."""
+    if not rows:
+        return rows, None
+    width = len(rows[0])
+    keep = tuple(i for i in range(width) if any(r[i] is not None for r in rows))
+    if len(keep) == width or len(keep) < 2:
+        return rows, None
+    return list(map(itemgetter(*keep), rows)), keep
+
+
 def bump_rows_version(conn: Any, experiment_id: str, *, spans: bool = False) -> int:
     """Next version of an experiment's trace rows (and spans, when they changed too).
 
@@ -317,6 +362,10 @@ class _Prepared:
     # an import that created them writes): a trace of theirs has stored spans only if its
     # root id is a stored span id, which the id lookup finds without the trace lookup
     roots_only: frozenset[str] = frozenset()
+    # the columns ``rows`` and the ready trace rows hold (see drop_null_columns); None: all
+    span_cols: tuple[int, ...] | None = None
+    trace_cols: tuple[int, ...] | None = None
+    experiments: frozenset[str] = frozenset()  # the experiments it writes to (once checked)
 
 
 @contextlib.contextmanager
@@ -364,29 +413,44 @@ def _prepare_batch(records: list[dict[str, Any]]) -> _Prepared:
 def prepare_roots(
     rows: list[tuple], traces: list[tuple], specs: dict[str, Any], fields: set[tuple[str, str, str]],
     roots_only: frozenset[str] | set[str] = frozenset(),
+    span_cols: tuple[int, ...] | None = None,
+    trace_cols: tuple[int, ...] | None = None,
 ) -> _Prepared:
     """A batch of one-span traces encoded by :func:`evaltui.store.onespan.encode_root`.
 
     ``specs``: the comparison-key spec each experiment's trace rows were computed with;
     ``fields``: their (experiment_id, kind, name) score, metric and metadata names;
     ``roots_only``: experiments known to hold nothing but one-span traces whose row id is
-    their span id (one the caller created and has written only such rows into).
+    their span id (one the caller created and has written only such rows into);
+    ``span_cols``/``trace_cols``: the columns the rows hold, when :func:`drop_null_columns`
+    dropped some (the first two are always there: they are never NULL).
     """
-    ids = [r[0] for r in rows]
+    ids = list(map(_FIRST, rows))
     if len(set(ids)) != len(ids):
         last = {rid: i for i, rid in enumerate(ids)}
         keep = sorted(last.values())
         rows, traces, ids = [rows[i] for i in keep], [traces[i] for i in keep], [ids[i] for i in keep]
-    ready = {(t[0], t[1]): t for t in traces}
-    return _Prepared(None, ids, rows, {}, ready, specs, fields, frozenset(roots_only))
+    ready = dict(zip(map(_KEY, traces), traces))
+    return _Prepared(None, ids, rows, {}, ready, specs, fields, frozenset(roots_only), span_cols, trace_cols)
+
+
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_KEY = itemgetter(0, 1)
 
 
 def _check_experiments(conn: Any, prepared: _Prepared) -> None:
-    exp_ids = sorted({eid for eid, _ in prepared.batch} | {eid for eid, _ in prepared.ready})
+    if prepared.records is None:
+        exp_ids = sorted(set(map(_SECOND, prepared.rows)))
+    else:
+        exp_ids = sorted({eid for eid, _ in prepared.batch})
     known = {r[0] for r in conn.execute(
         f"SELECT id FROM experiments WHERE id IN ({','.join('?' * len(exp_ids))})", exp_ids
     )}
+    prepared.experiments = frozenset(known)
     if prepared.records is None:
+        if len(known) == len(exp_ids):
+            return
         for i, row in enumerate(prepared.rows):
             if row[1] not in known:
                 raise RecordError(i, "experiment_id", f"no experiment with id {row[1]!r}", row[0])
@@ -492,11 +556,11 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     # Traces that already have spans stored (other than the ones being rewritten).
     had_spans: set[tuple[str, str]] = set(moved_from)
     by_exp: dict[str, list[str]] = {}
-    for eid, root in (*batch, *ready):
-        by_exp.setdefault(eid, []).append(root)
+    if batch or not prepared.roots_only >= prepared.experiments:
+        for eid, root in (*batch, *ready):
+            if batch or eid not in prepared.roots_only:  # else had_spans is what the id lookup found
+                by_exp.setdefault(eid, []).append(root)
     for eid, roots in by_exp.items():
-        if eid in prepared.roots_only and not batch:
-            continue  # had_spans is what the id lookup found
         for chunk in _chunks(roots):
             for (root,) in conn.execute(
                 f"SELECT DISTINCT root_span_id FROM spans WHERE experiment_id = ?"
@@ -504,11 +568,12 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
                 (eid, *chunk),
             ):
                 had_spans.add((eid, root))
+    cols = prepared.span_cols
     if known_ids:  # ids are unique within a batch: the rest cannot conflict
-        conn.executemany(_INSERT_SPAN, [r for r in rows if r[0] not in known_ids])
-        conn.executemany(_UPSERT_SPAN, [r for r in rows if r[0] in known_ids])
+        conn.executemany(_span_sql(cols, False), [r for r in rows if r[0] not in known_ids])
+        conn.executemany(_span_sql(cols, True), [r for r in rows if r[0] in known_ids])
     else:
-        conn.executemany(_INSERT_SPAN, rows)
+        conn.executemany(_span_sql(cols, False), rows)
 
     touched = set(batch) | set(ready) | moved_from
     specs = _key_specs(conn, {eid for eid, _ in touched})
@@ -524,12 +589,19 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     for eid, roots in reread.items():
         for root, facts in _stored_facts(conn, eid, roots).items():
             stored[(eid, root)] = facts
-    upserts, deletes = [], []
+    upserts, deletes, ready_rows = [], [], []
+    if not batch and not had_spans and len(versions) == 1:
+        # the usual import batch: new one-span traces of one experiment
+        (version,) = versions.values()
+        ready_rows = [(*t, version) for t in ready.values()]
+        touched = set()
     for key in touched:
         if key in had_spans:
             row = trace_row(key[0], key[1], stored.get(key) or [], specs[key[0]])
         elif key in ready:
-            row = ready[key]  # a one-span trace, rolled up when it was encoded
+            # a one-span trace, rolled up when it was encoded
+            ready_rows.append((*ready[key], versions[key[0]]))
+            continue
         else:
             # a brand-new trace: every span of it is in this batch, no need to read it back
             row = trace_row(key[0], key[1], batch[key], specs[key[0]])
@@ -539,6 +611,8 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
             upserts.append((*row, versions[key[0]]))
     if upserts:
         conn.executemany(_UPSERT_TRACE, upserts)
+    if ready_rows:
+        conn.executemany(_trace_sql(prepared.trace_cols), ready_rows)
     if deletes:
         conn.executemany("DELETE FROM traces WHERE experiment_id = ? AND root_span_id = ?", deletes)
     _record_fields(conn, prepared)
