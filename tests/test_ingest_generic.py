@@ -260,3 +260,20 @@ def test_a_reader_child_that_dies_imports_nothing(
     report = import_paths(store, [path])
     assert not report.ok and "stopped unexpectedly" in report.errors[0]
     assert db_digest(store) == before
+
+
+def test_a_field_dropped_on_reimport_is_cleared(store: Store, tmp_path: Path, reader: str) -> None:
+    """Re-importing a file whose rows lost a field clears it (the insert that leaves out
+    columns NULL in a whole batch still sets them to NULL on rows it replaces)."""
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"id": "a", "input": "x", "output": "1", "error": "boom", "tags": ["t"],
+                                "metadata": {"m": 1}, "metrics": {"start": 1.0, "end": 3.0}}) + "\n")
+    first = import_paths(store, [path]).experiments[0]
+    (row,) = trace_rows(store, first.ref)
+    assert row["has_error"] and row["duration"] == 2.0 and json.loads(row["tags"]) == ["t"]
+    path.write_text(json.dumps({"id": "a", "input": "x", "output": "2"}) + "\n")
+    assert import_paths(store, [path]).ok
+    (row,) = trace_rows(store, first.ref)
+    assert (row["output"], row["has_error"], row["error"], row["tags"], row["duration"]) == ("2", 0, None, None, None)
+    (span,) = spans_of(store, first.ref)
+    assert (span["error"], span["tags"], span["metadata"], span["metrics"]) == (None, None, None, None)

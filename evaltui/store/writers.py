@@ -501,8 +501,10 @@ class SpanWriter:
     touches into the savepoint journal, which is most of the write cost of an import
     whose ids are hashes (their index pages are all over the file).
 
-    (A helper thread that prepared the next batch while SQLite wrote this one was measured
-    and gave nothing: the GIL serialises the two; ``evaltui bench`` has the figures.)
+    (A helper thread that prepared the next batch while SQLite wrote this one gave nothing:
+    sqlite3 takes the GIL back after every row it steps, and a busy thread hands it over
+    only every switch interval, so the writer crawls. Big generic imports overlap the two
+    in a forked child instead: ``evaltui.ingest.jsonl``.)
     """
 
     def __init__(self, store: Store, *, savepoints: bool = True):
