@@ -267,8 +267,11 @@ def drop_null_columns(rows: list[tuple]) -> tuple[list[tuple], tuple[int, ...] |
     trace's span and trace rows carry about twenty, most of them NULL in a whole batch."""
     if not rows:
         return rows, None
-    width = len(rows[0])
-    keep = tuple(i for i in range(width) if any(r[i] is not None for r in rows))
+    first, n = rows[0], len(rows)
+    width = len(first)
+    # (loops in C: a column with a value in the first row is kept without a scan)
+    keep = tuple(i for i in range(width)
+                 if first[i] is not None or list(map(itemgetter(i), rows)).count(None) != n)
     if len(keep) == width or len(keep) < 2:
         return rows, None
     return list(map(itemgetter(*keep), rows)), keep
