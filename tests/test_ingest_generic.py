@@ -283,3 +283,26 @@ def test_a_field_dropped_on_reimport_is_cleared(store: Store, tmp_path: Path, re
     assert (row["output"], row["has_error"], row["error"], row["tags"], row["duration"]) == ("2", 0, None, None, None)
     (span,) = spans_of(store, first.ref)
     assert (span["error"], span["tags"], span["metadata"], span["metrics"]) == (None, None, None, None)
+
+
+def test_a_row_whose_id_is_stored_in_another_experiment_moves_it(store: Store, tmp_path: Path, reader: str) -> None:
+    """A new experiment's rows are inserted without looking their ids up; an id that another
+    experiment holds (ids are unique in the store) still moves to the imported row, as a
+    re-logged span does, instead of failing the import."""
+    import hashlib
+
+    from evaltui.ingest._common import stable_id
+    from evaltui.store import create_experiment, write_spans
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "input": f"q{i}"}) + "\n" for i in range(30)))
+    eid = stable_id("jsonl", str(path.resolve()))  # the experiment the import will create
+    taken = hashlib.blake2b(f"{eid}\x1fr17".encode(), digest_size=16).hexdigest()
+    other = create_experiment(store, "elsewhere", "other")
+    write_spans(store, [{"id": taken, "experiment_id": other, "span_id": taken, "input": "old"}])
+    report = import_paths(store, [path])
+    assert report.ok, report.errors
+    rows = {r["name"]: r for r in trace_rows(store, report.experiments[0].ref)}
+    assert len(rows) == 30 and rows["r17"]["input"] == "q17"
+    assert store.read("SELECT experiment_id FROM spans WHERE id = ?", (taken,)) == [(eid,)]
+    assert trace_rows(store, "elsewhere/other") == []

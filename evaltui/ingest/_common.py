@@ -36,6 +36,7 @@ from evaltui.store import (
     update_experiment,
 )
 from evaltui.store.records import now_iso
+from evaltui.store.writers import IdFilter
 
 BATCH_SIZE = 1000
 _SECOND = itemgetter(1)
@@ -249,6 +250,8 @@ class Sink:
         self._names: set[str] = set()
         # experiments created by this file and given only one-span traces so far
         self._roots_only: set[str] = set()
+        self._seen: IdFilter | None = None  # the ids given to root_span (made on first use)
+        self._root_lookup: list[str] = []  # those of the buffered ones that may be stored
         self._n_experiments = 0
 
     # -- experiments ------------------------------------------------------------------
@@ -383,6 +386,11 @@ class Sink:
             )
         except RecordError as e:
             raise IngestError(e.problem, where=where, field=e.field) from None
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = IdFilter()
+        if seen.maybe_seen(rid):
+            self._root_lookup.append(rid)
         rows.append(row)
         self._root_traces.append(trace)
         self._root_where.append(where)
@@ -412,34 +420,36 @@ class Sink:
         names: tuple[Any, Any, Any],
         span_cols: tuple[int, ...] | None = None,
         trace_cols: tuple[int, ...] | None = None,
+        lookup_ids: list[str] | None = None,
     ) -> None:
         """Write one-span traces encoded elsewhere (by :func:`evaltui.store.encode_root` with
         :meth:`key_spec`, as :meth:`root_span` does): span rows, trace rows, the source
         position of each, and the (score, metric, metadata) names they carry; ``span_cols``
-        and ``trace_cols``: the columns the rows hold (``evaltui.store.writers.drop_null_columns``)."""
+        and ``trace_cols``: the columns the rows hold (``evaltui.store.writers.drop_null_columns``);
+        ``lookup_ids``: the ids an ``IdFilter`` over every row given so far says may be stored."""
         if self._buffer or self._root_rows:
             self.flush()
         self.key_spec(experiment_id)
         fields = set()
         for kind, found in zip(("score", "metric", "metadata"), names, strict=True):
             fields.update((experiment_id, kind, name) for name in found)
-        self._write_roots(rows, traces, wheres, fields, span_cols, trace_cols)
+        self._write_roots(rows, traces, wheres, fields, span_cols, trace_cols, lookup_ids)
 
     def _flush_roots(self) -> None:
-        rows, traces, wheres = self._root_rows, self._root_traces, self._root_where
-        self._root_rows, self._root_traces, self._root_where = [], [], []
+        rows, traces, wheres, lookup = self._root_rows, self._root_traces, self._root_where, self._root_lookup
+        self._root_rows, self._root_traces, self._root_where, self._root_lookup = [], [], [], []
         fields = set()
         for eid, found in self._root_names.items():
             for kind, names in zip(("score", "metric", "metadata"), found, strict=True):
                 fields.update((eid, kind, name) for name in names)
                 names.clear()
-        self._write_roots(rows, traces, wheres, fields)
+        self._write_roots(rows, traces, wheres, fields, lookup_ids=lookup)
 
     def _write_roots(self, rows: list[tuple], traces: list[tuple], wheres: list[str | None],
                      fields: set[tuple[str, str, str]], span_cols: tuple[int, ...] | None = None,
-                     trace_cols: tuple[int, ...] | None = None) -> None:
-        self._submit(prepare_roots(rows, traces, self._specs, fields, self._roots_only, span_cols, trace_cols),
-                     wheres)
+                     trace_cols: tuple[int, ...] | None = None, lookup_ids: list[str] | None = None) -> None:
+        self._submit(prepare_roots(rows, traces, self._specs, fields, self._roots_only, span_cols, trace_cols,
+                                   lookup_ids), wheres)
         for eid, n in Counter(map(_SECOND, rows)).items():
             res = self._by_id.get(eid)
             if res is not None:

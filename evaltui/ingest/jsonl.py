@@ -38,7 +38,7 @@ from evaltui.ingest._common import (
 from evaltui.store.errors import RecordError
 from evaltui.store.onespan import encode_root
 from evaltui.store.records import now_iso
-from evaltui.store.writers import drop_null_columns, gc_paused
+from evaltui.store.writers import IdFilter, drop_null_columns, gc_paused
 
 FORMAT = "jsonl"
 _blake2b = hashlib.blake2b
@@ -454,8 +454,8 @@ def _import_forked(path: Path, sink: Sink, eid: str, mapping: dict[str, str], is
                 if len(payload) < n:
                     raise IngestError("the process reading the file stopped unexpectedly")
                 if kind == b"B":
-                    rows, span_cols, traces, trace_cols, wheres, names, fraction = pickle.loads(payload)
-                    sink.root_batch(eid, rows, traces, wheres, names, span_cols, trace_cols)
+                    rows, span_cols, traces, trace_cols, wheres, names, lookup, fraction = pickle.loads(payload)
+                    sink.root_batch(eid, rows, traces, wheres, names, span_cols, trace_cols, lookup)
                     sink.progress(fraction)
                 elif kind == b"E":
                     info = pickle.loads(payload)
@@ -491,6 +491,8 @@ def _produce(path: Path, out: Any, eid: str, mapping: dict[str, str], is_csv: bo
     scores_seen: set[str] = set()
     metrics_seen: set[str] = set()
     metadata_seen: set[str] = set()
+    seen = IdFilter()  # the ids sent before: only those can be stored (see Sink.root_span)
+    lookup: list[str] = []
     now = now_iso()
     # a small first batch gets the writer going; then big ones (a batch costs the writer a
     # dozen statements besides its rows: 4x bigger batches, 9% less time writing)
@@ -506,6 +508,8 @@ def _produce(path: Path, out: Any, eid: str, mapping: dict[str, str], is_csv: bo
                                       metadata, metrics, tags, dsr, created, now, spec)
         except RecordError as e:
             raise IngestError(e.problem, where=where, field=e.field) from None
+        if seen.maybe_seen(rid):
+            lookup.append(rid)
         rows.append(span)
         traces.append(trace)
         wheres.append(where)
@@ -516,19 +520,20 @@ def _produce(path: Path, out: Any, eid: str, mapping: dict[str, str], is_csv: bo
         if metadata:
             metadata_seen.update(metadata)
         if len(rows) >= batch_size:
-            _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), tracker.fraction)
-            rows, traces, wheres = [], [], []
+            _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), lookup,
+                        tracker.fraction)
+            rows, traces, wheres, lookup = [], [], [], []
             scores_seen, metrics_seen, metadata_seen = set(), set(), set()
             now = now_iso()
             batch_size = _common.BATCH_SIZE * FORK_BATCHES
     if rows:
-        _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), tracker.fraction)
+        _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), lookup, tracker.fraction)
     _send(out, b"D", None)
 
 
 def _send_batch(out: Any, rows: list[tuple], traces: list[tuple], wheres: list[str], names: tuple,
-                fraction: float) -> None:
+                lookup: list[str], fraction: float) -> None:
     # the parent binds fewer NULLs (its share of the work is the bigger one)
     rows, span_cols = drop_null_columns(rows)
     traces, trace_cols = drop_null_columns(traces)
-    _send(out, b"B", (rows, span_cols, traces, trace_cols, wheres, names, fraction))
+    _send(out, b"B", (rows, span_cols, traces, trace_cols, wheres, names, lookup, fraction))

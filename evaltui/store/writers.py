@@ -6,6 +6,7 @@ import contextlib
 import functools
 import gc
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -369,6 +370,9 @@ class _Prepared:
     span_cols: tuple[int, ...] | None = None
     trace_cols: tuple[int, ...] | None = None
     experiments: frozenset[str] = frozenset()  # the experiments it writes to (once checked)
+    # for one-span traces of ``roots_only`` experiments: the only ids of the batch that may
+    # be stored already (an IdFilter's answer); the rest are inserted without a lookup
+    lookup_ids: list[str] | None = None
 
 
 @contextlib.contextmanager
@@ -418,6 +422,7 @@ def prepare_roots(
     roots_only: frozenset[str] | set[str] = frozenset(),
     span_cols: tuple[int, ...] | None = None,
     trace_cols: tuple[int, ...] | None = None,
+    lookup_ids: list[str] | None = None,
 ) -> _Prepared:
     """A batch of one-span traces encoded by :func:`evaltui.store.onespan.encode_root`.
 
@@ -426,7 +431,9 @@ def prepare_roots(
     ``roots_only``: experiments known to hold nothing but one-span traces whose row id is
     their span id (one the caller created and has written only such rows into);
     ``span_cols``/``trace_cols``: the columns the rows hold, when :func:`drop_null_columns`
-    dropped some (the first two are always there: they are never NULL).
+    dropped some (the first two are always there: they are never NULL);
+    ``lookup_ids``: for ``roots_only`` experiments, the ids that may have been written
+    before (see :class:`IdFilter`).
     """
     ids = list(map(_FIRST, rows))
     if len(set(ids)) != len(ids):
@@ -434,7 +441,8 @@ def prepare_roots(
         keep = sorted(last.values())
         rows, traces, ids = [rows[i] for i in keep], [traces[i] for i in keep], [ids[i] for i in keep]
     ready = dict(zip(map(_KEY, traces), traces))
-    return _Prepared(None, ids, rows, {}, ready, specs, fields, frozenset(roots_only), span_cols, trace_cols)
+    return _Prepared(None, ids, rows, {}, ready, specs, fields, frozenset(roots_only), span_cols, trace_cols,
+                     lookup_ids=lookup_ids)
 
 
 _FIRST = itemgetter(0)
@@ -546,13 +554,40 @@ def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]
     return writer.written
 
 
+class IdFilter:
+    """Which ids a stream of new one-span traces may have written before: a bit per hash.
+
+    ``maybe_seen(rid)`` is False for an id not given before (certain), True for one that was
+    or whose bit another id set (a lookup decides). 32 M bits: at a million ids, 3% false alarms.
+    """
+
+    BITS = 1 << 25
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self.BITS >> 3)
+
+    def maybe_seen(self, rid: str) -> bool:
+        h = hash(rid) & (self.BITS - 1)
+        byte, bit = h >> 3, 1 << (h & 7)
+        if self.bits[byte] & bit:
+            return True
+        self.bits[byte] |= bit
+        return False
+
+
 def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     """Inside a transaction: upsert spans, then recompute every touched trace row."""
     ids, rows, batch, ready = prepared.ids, prepared.rows, prepared.batch, prepared.ready
+    lookup: Sequence[str] = ids
+    if prepared.lookup_ids is not None and not batch and prepared.roots_only >= prepared.experiments:
+        # one-span traces of experiments this import created: only an id it wrote before can
+        # be stored (ids are unique in the store: one in another experiment makes the insert
+        # fail, and the batch is written again with every id looked up)
+        lookup = prepared.lookup_ids
     # Where the ids lived before: a re-logged span may have moved to another trace.
     moved_from: set[tuple[str, str]] = set()
     known_ids: set[str] = set()  # ids written before (their rows are replaced)
-    for chunk in _chunks(ids):
+    for chunk in _chunks(lookup):
         for rid, eid, root in conn.execute(
             f"SELECT id, experiment_id, root_span_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk
         ):
@@ -574,11 +609,20 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
             ):
                 had_spans.add((eid, root))
     cols = prepared.span_cols
-    if known_ids:  # ids are unique within a batch: the rest cannot conflict
-        conn.executemany(_span_sql(cols, False), [r for r in rows if r[0] not in known_ids])
-        conn.executemany(_span_sql(cols, True), [r for r in rows if r[0] in known_ids])
-    else:
-        conn.executemany(_span_sql(cols, False), rows)
+    try:
+        if known_ids:  # ids are unique within a batch: the rest cannot conflict
+            conn.executemany(_span_sql(cols, False), [r for r in rows if r[0] not in known_ids])
+            conn.executemany(_span_sql(cols, True), [r for r in rows if r[0] in known_ids])
+        else:
+            conn.executemany(_span_sql(cols, False), rows)
+    except sqlite3.IntegrityError:
+        if lookup is ids:
+            raise
+        # an id stored in another experiment: the rows inserted before it are written
+        # again (with the same values) by the path that looks every id up
+        prepared.lookup_ids = None
+        _write_span_rows(conn, prepared)
+        return
 
     touched = set(batch) | set(ready) | moved_from
     specs = _key_specs(conn, {eid for eid, _ in touched})
