@@ -306,3 +306,18 @@ def test_a_row_whose_id_is_stored_in_another_experiment_moves_it(store: Store, t
     assert len(rows) == 30 and rows["r17"]["input"] == "q17"
     assert store.read("SELECT experiment_id FROM spans WHERE id = ?", (taken,)) == [(eid,)]
     assert trace_rows(store, "elsewhere/other") == []
+
+
+def test_a_big_file_is_read_in_process_when_no_child_can_be_forked(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(jsonl, "FORK_MIN_BYTES", 0)
+    monkeypatch.setattr(jsonl.os, "fork", no_fork)
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "input": i}) + "\n" for i in range(20)))
+    report = import_paths(store, [path])
+    assert report.ok, report.errors
+    assert report.traces == 20 and len(trace_rows(store, report.experiments[0].ref)) == 20

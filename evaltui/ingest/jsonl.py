@@ -56,8 +56,8 @@ def import_file(path: Path, sink: Sink) -> None:
     mapping = sink.options.mapping or {}
     if _fork_ok(path):
         with gc_paused():
-            _import_forked(path, sink, eid, mapping, is_csv)
-        return
+            if _import_forked(path, sink, eid, mapping, is_csv):
+                return
     rows = _csv_rows(path, sink) if is_csv else _json_rows(path, sink)
     root_span = sink.root_span
     # Rows are parsed into many small objects without cycles: the cyclic GC would only walk them.
@@ -412,17 +412,22 @@ class _Progress:
         self.fraction = fraction
 
 
-def _import_forked(path: Path, sink: Sink, eid: str, mapping: dict[str, str], is_csv: bool) -> None:
+def _import_forked(path: Path, sink: Sink, eid: str, mapping: dict[str, str], is_csv: bool) -> bool:
+    """Read ``path`` in a forked child and write its rows here; False when no child could be
+    forked (nothing was read: the caller reads the file itself)."""
     spec = sink.key_spec(eid)
-    r, w = os.pipe()
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+): the child uses none of them
             pid = os.fork()
-    except OSError:
+    except OSError:  # out of processes or memory
         os.close(r)
         os.close(w)
-        raise
+        return False
     if pid == 0:  # the child: never returns
         code = 1
         try:
@@ -464,7 +469,7 @@ def _import_forked(path: Path, sink: Sink, eid: str, mapping: dict[str, str], is
                     raise IngestError(f"{info[1]}: {info[2]}")
                 else:
                     finished = True
-                    break
+                    return True
     finally:
         if not finished:
             try:
