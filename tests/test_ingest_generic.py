@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,9 @@ from evaltui.ingest import (
     expand_paths,
     import_file,
     import_paths,
+    jsonl,
     sniff,
 )
-from evaltui.ingest import jsonl
 from evaltui.ingest.sniff import SniffError
 from evaltui.store import Store, load_experiments
 

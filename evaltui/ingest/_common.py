@@ -25,8 +25,8 @@ import orjson
 from evaltui.store import (
     NotFound,
     RecordError,
-    Store,
     SpanWriter,
+    Store,
     StoreError,
     comparison_key_spec,
     create_experiment,
