@@ -10,6 +10,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -446,6 +447,8 @@ def prepare_roots(
 
 
 _FIRST = itemgetter(0)
+_SCORES = itemgetter("scores")
+_METRICS = itemgetter("metrics")
 _SECOND = itemgetter(1)
 _KEY = itemgetter(0, 1)
 
@@ -677,8 +680,18 @@ def _record_fields(conn: Any, prepared: _Prepared) -> None:
             )
         return
     names: dict[tuple[str, str], set[str]] = {}
-    for facts in prepared.batch.values():
-        for r in facts:
+    by_exp: dict[str, list[list[dict[str, Any]]]] = {}
+    for (eid, _), facts in prepared.batch.items():
+        by_exp.setdefault(eid, []).append(facts)
+    if len(by_exp) == 1:  # the usual batch: the names gathered in C
+        ((eid, groups),) = by_exp.items()
+        recs = list(chain.from_iterable(groups))
+        names[(eid, "score")] = set().union(*filter(None, map(_SCORES, recs)))
+        names[(eid, "metric")] = set().union(*filter(None, map(_METRICS, recs)))
+        names[(eid, "metadata")] = set().union(*[
+            r["metadata"] for r in recs if r["metadata"] and r["span_id"] == r["root_span_id"]])
+    else:
+        for r in chain.from_iterable(prepared.batch.values()):
             eid = r["experiment_id"]
             if r["scores"]:
                 names.setdefault((eid, "score"), set()).update(r["scores"])
