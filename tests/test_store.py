@@ -681,3 +681,15 @@ def test_experiment_stats_from_the_frame_cache_equal_sql(tmp_path: Path, monkeyp
     means_sql, means_cache = json.loads(from_sql["score_means"]), json.loads(from_cache["score_means"])
     assert means_sql.keys() == means_cache.keys() and all(
         means_cache[k] == pytest.approx(means_sql[k]) for k in means_sql)
+
+
+def test_drop_null_columns_keeps_every_column_with_a_value() -> None:
+    """Columns NULL in every row are left out of an insert; a column with a value in any
+    row (not only the first) is kept, and the rows keep their order."""
+    from evaltui.store.writers import drop_null_columns
+
+    rows = [("a", None, None, 1), ("b", None, 2.5, None), ("c", None, None, None)]
+    assert drop_null_columns(rows) == ([("a", None, 1), ("b", 2.5, None), ("c", None, None)], (0, 2, 3))
+    full = [("a", 1), ("b", 2)]
+    assert drop_null_columns(full) == (full, None)
+    assert drop_null_columns([]) == ([], None)

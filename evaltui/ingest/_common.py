@@ -13,8 +13,10 @@ import datetime as _dt
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,8 +25,8 @@ import orjson
 from evaltui.store import (
     NotFound,
     RecordError,
-    Store,
     SpanWriter,
+    Store,
     StoreError,
     comparison_key_spec,
     create_experiment,
@@ -34,8 +36,11 @@ from evaltui.store import (
     update_experiment,
 )
 from evaltui.store.records import now_iso
+from evaltui.store.writers import IdFilter
 
 BATCH_SIZE = 1000
+_SECOND = itemgetter(1)
+_MISSING = object()
 # A single field (input, output, metadata, ...) bigger than this is refused: the store could
 # hold it, but every view of the trace would have to decode and paint it.
 MAX_FIELD_BYTES = 16 * 1024 * 1024
@@ -243,6 +248,10 @@ class Sink:
         self._specs: dict[str, Any] = {}
         self._by_id: dict[str, ExperimentResult] = {}
         self._names: set[str] = set()
+        # experiments created by this file and given only one-span traces so far
+        self._roots_only: set[str] = set()
+        self._seen: IdFilter | None = None  # the ids given to root_span (made on first use)
+        self._root_lookup: list[str] = []  # those of the buffered ones that may be stored
         self._n_experiments = 0
 
     # -- experiments ------------------------------------------------------------------
@@ -313,6 +322,7 @@ class Sink:
                 raise IngestError(f"cannot create experiment {project}/{name}: {e}") from None
             row = find_experiment(self.store, eid)
             res = ExperimentResult(eid, f"{row['project']}/{row['name']}", "created")
+            self._roots_only.add(eid)
         self._by_id[eid] = res
         self.result.experiments.append(res)
         return eid
@@ -325,6 +335,8 @@ class Sink:
             _check_sizes(record, where)
         if self._root_rows:
             self._flush_roots()  # keep the source order: a later write of an id wins
+        if self._roots_only:
+            self._roots_only.discard(record.get("experiment_id"))
         self._buffer.append(record)
         self._where.append(where)
         if len(self._buffer) >= BATCH_SIZE:
@@ -374,6 +386,11 @@ class Sink:
             )
         except RecordError as e:
             raise IngestError(e.problem, where=where, field=e.field) from None
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = IdFilter()
+        if seen.maybe_seen(rid):
+            self._root_lookup.append(rid)
         rows.append(row)
         self._root_traces.append(trace)
         self._root_where.append(where)
@@ -387,19 +404,53 @@ class Sink:
         if len(rows) >= BATCH_SIZE:
             self._flush_roots()
 
+    def key_spec(self, experiment_id: str) -> Any:
+        """The comparison-key spec that one-span trace rows of this experiment are encoded with."""
+        spec = self._specs.get(experiment_id, _MISSING)
+        if spec is _MISSING:
+            spec = self._specs[experiment_id] = comparison_key_spec(self.store, experiment_id)
+        return spec
+
+    def root_batch(
+        self,
+        experiment_id: str,
+        rows: list[tuple],
+        traces: list[tuple],
+        wheres: list[str | None],
+        names: tuple[Any, Any, Any],
+        span_cols: tuple[int, ...] | None = None,
+        trace_cols: tuple[int, ...] | None = None,
+        lookup_ids: list[str] | None = None,
+    ) -> None:
+        """Write one-span traces encoded elsewhere (by :func:`evaltui.store.encode_root` with
+        :meth:`key_spec`, as :meth:`root_span` does): span rows, trace rows, the source
+        position of each, and the (score, metric, metadata) names they carry; ``span_cols``
+        and ``trace_cols``: the columns the rows hold (``evaltui.store.writers.drop_null_columns``);
+        ``lookup_ids``: the ids an ``IdFilter`` over every row given so far says may be stored."""
+        if self._buffer or self._root_rows:
+            self.flush()
+        self.key_spec(experiment_id)
+        fields = set()
+        for kind, found in zip(("score", "metric", "metadata"), names, strict=True):
+            fields.update((experiment_id, kind, name) for name in found)
+        self._write_roots(rows, traces, wheres, fields, span_cols, trace_cols, lookup_ids)
+
     def _flush_roots(self) -> None:
-        rows, traces, wheres = self._root_rows, self._root_traces, self._root_where
-        self._root_rows, self._root_traces, self._root_where = [], [], []
+        rows, traces, wheres, lookup = self._root_rows, self._root_traces, self._root_where, self._root_lookup
+        self._root_rows, self._root_traces, self._root_where, self._root_lookup = [], [], [], []
         fields = set()
         for eid, found in self._root_names.items():
             for kind, names in zip(("score", "metric", "metadata"), found, strict=True):
                 fields.update((eid, kind, name) for name in names)
                 names.clear()
-        self._submit(prepare_roots(rows, traces, self._specs, fields), wheres)
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row[1]] = counts.get(row[1], 0) + 1
-        for eid, n in counts.items():
+        self._write_roots(rows, traces, wheres, fields, lookup_ids=lookup)
+
+    def _write_roots(self, rows: list[tuple], traces: list[tuple], wheres: list[str | None],
+                     fields: set[tuple[str, str, str]], span_cols: tuple[int, ...] | None = None,
+                     trace_cols: tuple[int, ...] | None = None, lookup_ids: list[str] | None = None) -> None:
+        self._submit(prepare_roots(rows, traces, self._specs, fields, self._roots_only, span_cols, trace_cols,
+                                   lookup_ids), wheres)
+        for eid, n in Counter(map(_SECOND, rows)).items():
             res = self._by_id.get(eid)
             if res is not None:
                 res.spans += n

@@ -124,8 +124,10 @@ def encode_root(
             },
             key_spec,
         )
+    # the trace row's scores (one name: the span's JSON, its values floats already),
+    # metadata and tags are the span row's text
     trace = root_row(
         experiment_id, rid, rid, name, stype, created, input, output, expected, error, scores, metadata,
-        metrics, tags, dataset_record_id, ckey,
+        metrics, tags, dataset_record_id, ckey, row[12] if scores and len(scores) == 1 else None, row[13], row[15],
     )
     return row, trace

@@ -208,11 +208,16 @@ def root_row(
     tags: list[str] | None,
     dataset_record_id: str | None,
     ckey: str | None,
+    sc_json: str | None = None,
+    md_json: str | None = None,
+    tags_json: str | None = None,
 ) -> tuple:
     """The trace row (ROLLUP_COLUMNS order) of a one-span trace from its validated fields.
 
-    ``ckey`` is the comparison key (:func:`comparison_key` of the span). Positional
-    arguments: it runs once per row of a generic import.
+    ``ckey`` is the comparison key (:func:`comparison_key` of the span). ``sc_json``,
+    ``md_json``, ``tags_json``: the trace row's JSON of the scores, metadata and tags when
+    the caller has it already (None: encoded here). Positional arguments: it runs once per
+    row of a generic import.
     """
     start = end = prompt = completion = tokens = cached = reasoning = cost = ttft = llm_duration = None
     if m:
@@ -254,13 +259,13 @@ def root_row(
         0 if error is None else 1,
         0 if error is None else 1,
         len(se) if isinstance(se, dict) else 0,
-        _scores_json(sc) if sc else None,
+        sc_json if sc_json is not None else _scores_json(sc) if sc else None,
         None if input is None else (input if isinstance(input, str) else dumps(input))[:PREVIEW_CHARS],
         None if output is None else (output if isinstance(output, str) else dumps(output))[:PREVIEW_CHARS],
         None if expected is None else (expected if isinstance(expected, str) else dumps(expected))[:PREVIEW_CHARS],
         None if error is None else preview(error_text(error)),
-        dumps(md) if md else None,
-        dumps(tags) if tags else None,
+        md_json if md_json is not None else dumps(md) if md else None,
+        tags_json if tags_json is not None else dumps(tags) if tags else None,
         dataset_record_id,
         ckey,
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from evaltui.store.connection import Store
@@ -209,10 +213,15 @@ def delete_experiment(store: Store, experiment_id: str) -> None:
 
 # -- spans ------------------------------------------------------------------------------
 
-_UPSERT_SPAN = (
+_INSERT_SPAN = (
     f"INSERT INTO spans ({', '.join(f'[{c}]' for c in SPAN_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
-    f" ON CONFLICT(id) DO UPDATE SET "
+)
+# Only for ids already stored: with foreign keys on, SQLite checks an upsert's row about
+# twice as slowly as a plain insert's (measured: 0.9 s more per 100k spans).
+_UPSERT_SPAN = (
+    _INSERT_SPAN
+    + " ON CONFLICT(id) DO UPDATE SET "
     + ", ".join(f"[{c}] = excluded.[{c}]" for c in SPAN_COLUMNS if c != "id")
 )
 _TRACE_WRITE_COLUMNS = (*ROLLUP_COLUMNS, "row_version")
@@ -222,6 +231,52 @@ _UPSERT_TRACE = (
     " ON CONFLICT(experiment_id, root_span_id) DO UPDATE SET "
     + ", ".join(f"[{c}] = excluded.[{c}]" for c in _TRACE_WRITE_COLUMNS[2:])
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _span_sql(cols: tuple[int, ...] | None, upsert: bool) -> str:
+    """INSERT (or upsert) of span rows that hold only the SPAN_COLUMNS at ``cols`` (None: all);
+    the others are NULL (an upsert sets them to NULL)."""
+    if cols is None:
+        return _UPSERT_SPAN if upsert else _INSERT_SPAN
+    names = [SPAN_COLUMNS[i] for i in cols]
+    sql = f"INSERT INTO spans ({', '.join(f'[{c}]' for c in names)}) VALUES ({', '.join('?' * len(names))})"
+    if upsert:
+        sql += " ON CONFLICT(id) DO UPDATE SET " + ", ".join(
+            f"[{c}] = excluded.[{c}]" if c in names else f"[{c}] = NULL" for c in SPAN_COLUMNS if c != "id")
+    return sql
+
+
+@functools.lru_cache(maxsize=64)
+def _trace_sql(cols: tuple[int, ...] | None) -> str:
+    """The trace-row upsert for rows that hold only the ROLLUP_COLUMNS at ``cols`` (None:
+    all), then row_version; the other roll-up columns are NULL."""
+    if cols is None:
+        return _UPSERT_TRACE
+    names = [ROLLUP_COLUMNS[i] for i in cols]
+    return (
+        f"INSERT INTO traces ({', '.join(f'[{c}]' for c in (*names, 'row_version'))})"
+        f" VALUES ({', '.join('?' * (len(names) + 1))})"
+        " ON CONFLICT(experiment_id, root_span_id) DO UPDATE SET "
+        + ", ".join(f"[{c}] = excluded.[{c}]" if c in names or c == "row_version" else f"[{c}] = NULL"
+                    for c in _TRACE_WRITE_COLUMNS[2:])
+    )
+
+
+def drop_null_columns(rows: list[tuple]) -> tuple[list[tuple], tuple[int, ...] | None]:
+    """``rows`` without the columns that are NULL in every row, and the indexes of the columns
+    kept (None: all kept). Binding None costs sqlite3 an adapter call per value: a one-span
+    trace's span and trace rows carry about twenty, most of them NULL in a whole batch."""
+    if not rows:
+        return rows, None
+    first, n = rows[0], len(rows)
+    width = len(first)
+    # (loops in C: a column with a value in the first row is kept without a scan)
+    keep = tuple(i for i in range(width)
+                 if first[i] is not None or list(map(itemgetter(i), rows)).count(None) != n)
+    if len(keep) == width or len(keep) < 2:
+        return rows, None
+    return list(map(itemgetter(*keep), rows)), keep
 
 
 def bump_rows_version(conn: Any, experiment_id: str, *, spans: bool = False) -> int:
@@ -308,6 +363,17 @@ class _Prepared:
     ready: dict[tuple[str, str], tuple] = field(default_factory=dict)
     ready_specs: dict[str, Any] = field(default_factory=dict)
     fields: set[tuple[str, str, str]] | None = None  # experiment_fields rows; None: from ``batch``
+    # experiments whose every stored span is a one-span trace's root (span id = root id, as
+    # an import that created them writes): a trace of theirs has stored spans only if its
+    # root id is a stored span id, which the id lookup finds without the trace lookup
+    roots_only: frozenset[str] = frozenset()
+    # the columns ``rows`` and the ready trace rows hold (see drop_null_columns); None: all
+    span_cols: tuple[int, ...] | None = None
+    trace_cols: tuple[int, ...] | None = None
+    experiments: frozenset[str] = frozenset()  # the experiments it writes to (once checked)
+    # for one-span traces of ``roots_only`` experiments: the only ids of the batch that may
+    # be stored already (an IdFilter's answer); the rest are inserted without a lookup
+    lookup_ids: list[str] | None = None
 
 
 @contextlib.contextmanager
@@ -353,28 +419,52 @@ def _prepare_batch(records: list[dict[str, Any]]) -> _Prepared:
 
 
 def prepare_roots(
-    rows: list[tuple], traces: list[tuple], specs: dict[str, Any], fields: set[tuple[str, str, str]]
+    rows: list[tuple], traces: list[tuple], specs: dict[str, Any], fields: set[tuple[str, str, str]],
+    roots_only: frozenset[str] | set[str] = frozenset(),
+    span_cols: tuple[int, ...] | None = None,
+    trace_cols: tuple[int, ...] | None = None,
+    lookup_ids: list[str] | None = None,
 ) -> _Prepared:
     """A batch of one-span traces encoded by :func:`evaltui.store.onespan.encode_root`.
 
     ``specs``: the comparison-key spec each experiment's trace rows were computed with;
-    ``fields``: their (experiment_id, kind, name) score, metric and metadata names.
+    ``fields``: their (experiment_id, kind, name) score, metric and metadata names;
+    ``roots_only``: experiments known to hold nothing but one-span traces whose row id is
+    their span id (one the caller created and has written only such rows into);
+    ``span_cols``/``trace_cols``: the columns the rows hold, when :func:`drop_null_columns`
+    dropped some (the first two are always there: they are never NULL);
+    ``lookup_ids``: for ``roots_only`` experiments, the ids that may have been written
+    before (see :class:`IdFilter`).
     """
-    ids = [r[0] for r in rows]
+    ids = list(map(_FIRST, rows))
     if len(set(ids)) != len(ids):
         last = {rid: i for i, rid in enumerate(ids)}
         keep = sorted(last.values())
         rows, traces, ids = [rows[i] for i in keep], [traces[i] for i in keep], [ids[i] for i in keep]
-    ready = {(t[0], t[1]): t for t in traces}
-    return _Prepared(None, ids, rows, {}, ready, specs, fields)
+    ready = dict(zip(map(_KEY, traces), traces))
+    return _Prepared(None, ids, rows, {}, ready, specs, fields, frozenset(roots_only), span_cols, trace_cols,
+                     lookup_ids=lookup_ids)
+
+
+_FIRST = itemgetter(0)
+_SCORES = itemgetter("scores")
+_METRICS = itemgetter("metrics")
+_SECOND = itemgetter(1)
+_KEY = itemgetter(0, 1)
 
 
 def _check_experiments(conn: Any, prepared: _Prepared) -> None:
-    exp_ids = sorted({eid for eid, _ in prepared.batch} | {eid for eid, _ in prepared.ready})
+    if prepared.records is None:
+        exp_ids = sorted(set(map(_SECOND, prepared.rows)))
+    else:
+        exp_ids = sorted({eid for eid, _ in prepared.batch})
     known = {r[0] for r in conn.execute(
         f"SELECT id FROM experiments WHERE id IN ({','.join('?' * len(exp_ids))})", exp_ids
     )}
+    prepared.experiments = frozenset(known)
     if prepared.records is None:
+        if len(known) == len(exp_ids):
+            return
         for i, row in enumerate(prepared.rows):
             if row[1] not in known:
                 raise RecordError(i, "experiment_id", f"no experiment with id {row[1]!r}", row[0])
@@ -425,8 +515,10 @@ class SpanWriter:
     touches into the savepoint journal, which is most of the write cost of an import
     whose ids are hashes (their index pages are all over the file).
 
-    (A helper thread that prepared the next batch while SQLite wrote this one was measured
-    and gave nothing: the GIL serialises the two; ``evaltui bench`` has the figures.)
+    (A helper thread that prepared the next batch while SQLite wrote this one gave nothing:
+    sqlite3 takes the GIL back after every row it steps, and a busy thread hands it over
+    only every switch interval, so the writer crawls. Big generic imports overlap the two
+    in a forked child instead: ``evaltui.ingest.jsonl``.)
     """
 
     def __init__(self, store: Store, *, savepoints: bool = True):
@@ -465,21 +557,52 @@ def write_span_batches(store: Store, batches: Iterable[Sequence[dict[str, Any]]]
     return writer.written
 
 
+class IdFilter:
+    """Which ids a stream of new one-span traces may have written before: a bit per hash.
+
+    ``maybe_seen(rid)`` is False for an id not given before (certain), True for one that was
+    or whose bit another id set (a lookup decides). 32 M bits: at a million ids, 3% false alarms.
+    """
+
+    BITS = 1 << 25
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self.BITS >> 3)
+
+    def maybe_seen(self, rid: str) -> bool:
+        h = hash(rid) & (self.BITS - 1)
+        byte, bit = h >> 3, 1 << (h & 7)
+        if self.bits[byte] & bit:
+            return True
+        self.bits[byte] |= bit
+        return False
+
+
 def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     """Inside a transaction: upsert spans, then recompute every touched trace row."""
     ids, rows, batch, ready = prepared.ids, prepared.rows, prepared.batch, prepared.ready
+    lookup: Sequence[str] = ids
+    if prepared.lookup_ids is not None and not batch and prepared.roots_only >= prepared.experiments:
+        # one-span traces of experiments this import created: only an id it wrote before can
+        # be stored (ids are unique in the store: one in another experiment makes the insert
+        # fail, and the batch is written again with every id looked up)
+        lookup = prepared.lookup_ids
     # Where the ids lived before: a re-logged span may have moved to another trace.
     moved_from: set[tuple[str, str]] = set()
-    for chunk in _chunks(ids):
-        for eid, root in conn.execute(
-            f"SELECT experiment_id, root_span_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk
+    known_ids: set[str] = set()  # ids written before (their rows are replaced)
+    for chunk in _chunks(lookup):
+        for rid, eid, root in conn.execute(
+            f"SELECT id, experiment_id, root_span_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk
         ):
+            known_ids.add(rid)
             moved_from.add((eid, root))
     # Traces that already have spans stored (other than the ones being rewritten).
     had_spans: set[tuple[str, str]] = set(moved_from)
     by_exp: dict[str, list[str]] = {}
-    for eid, root in (*batch, *ready):
-        by_exp.setdefault(eid, []).append(root)
+    if batch or not prepared.roots_only >= prepared.experiments:
+        for eid, root in (*batch, *ready):
+            if batch or eid not in prepared.roots_only:  # else had_spans is what the id lookup found
+                by_exp.setdefault(eid, []).append(root)
     for eid, roots in by_exp.items():
         for chunk in _chunks(roots):
             for (root,) in conn.execute(
@@ -488,7 +611,21 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
                 (eid, *chunk),
             ):
                 had_spans.add((eid, root))
-    conn.executemany(_UPSERT_SPAN, rows)
+    cols = prepared.span_cols
+    try:
+        if known_ids:  # ids are unique within a batch: the rest cannot conflict
+            conn.executemany(_span_sql(cols, False), [r for r in rows if r[0] not in known_ids])
+            conn.executemany(_span_sql(cols, True), [r for r in rows if r[0] in known_ids])
+        else:
+            conn.executemany(_span_sql(cols, False), rows)
+    except sqlite3.IntegrityError:
+        if lookup is ids:
+            raise
+        # an id stored in another experiment: the rows inserted before it are written
+        # again (with the same values) by the path that looks every id up
+        prepared.lookup_ids = None
+        _write_span_rows(conn, prepared)
+        return
 
     touched = set(batch) | set(ready) | moved_from
     specs = _key_specs(conn, {eid for eid, _ in touched})
@@ -504,12 +641,19 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
     for eid, roots in reread.items():
         for root, facts in _stored_facts(conn, eid, roots).items():
             stored[(eid, root)] = facts
-    upserts, deletes = [], []
+    upserts, deletes, ready_rows = [], [], []
+    if not batch and not had_spans and len(versions) == 1:
+        # the usual import batch: new one-span traces of one experiment
+        (version,) = versions.values()
+        ready_rows = [(*t, version) for t in ready.values()]
+        touched = set()
     for key in touched:
         if key in had_spans:
             row = trace_row(key[0], key[1], stored.get(key) or [], specs[key[0]])
         elif key in ready:
-            row = ready[key]  # a one-span trace, rolled up when it was encoded
+            # a one-span trace, rolled up when it was encoded
+            ready_rows.append((*ready[key], versions[key[0]]))
+            continue
         else:
             # a brand-new trace: every span of it is in this batch, no need to read it back
             row = trace_row(key[0], key[1], batch[key], specs[key[0]])
@@ -519,6 +663,8 @@ def _write_span_rows(conn: Any, prepared: _Prepared) -> None:
             upserts.append((*row, versions[key[0]]))
     if upserts:
         conn.executemany(_UPSERT_TRACE, upserts)
+    if ready_rows:
+        conn.executemany(_trace_sql(prepared.trace_cols), ready_rows)
     if deletes:
         conn.executemany("DELETE FROM traces WHERE experiment_id = ? AND root_span_id = ?", deletes)
     _record_fields(conn, prepared)
@@ -534,8 +680,18 @@ def _record_fields(conn: Any, prepared: _Prepared) -> None:
             )
         return
     names: dict[tuple[str, str], set[str]] = {}
-    for facts in prepared.batch.values():
-        for r in facts:
+    by_exp: dict[str, list[list[dict[str, Any]]]] = {}
+    for (eid, _), facts in prepared.batch.items():
+        by_exp.setdefault(eid, []).append(facts)
+    if len(by_exp) == 1:  # the usual batch: the names gathered in C
+        ((eid, groups),) = by_exp.items()
+        recs = list(chain.from_iterable(groups))
+        names[(eid, "score")] = set().union(*filter(None, map(_SCORES, recs)))
+        names[(eid, "metric")] = set().union(*filter(None, map(_METRICS, recs)))
+        names[(eid, "metadata")] = set().union(*[
+            r["metadata"] for r in recs if r["metadata"] and r["span_id"] == r["root_span_id"]])
+    else:
+        for r in chain.from_iterable(prepared.batch.values()):
             eid = r["experiment_id"]
             if r["scores"]:
                 names.setdefault((eid, "score"), set()).update(r["scores"])
