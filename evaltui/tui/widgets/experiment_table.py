@@ -1431,27 +1431,35 @@ class ExperimentTable(ScrollView, can_focus=True):
 
         def add(part: int, sub: int, text: str, style: Style) -> None:
             runs = parts[part][sub]
-            if runs and runs[-1][1] == style:
+            if runs and (runs[-1][1] is style or runs[-1][1] == style):
                 runs[-1][0].append(text)
             else:
                 runs.append(([text], style))
 
+        search = self._search
+        cursor_column = self._cursor_column if is_cursor_row else -1
+        toned: dict[Style, Style] = {}  # tone style -> row style + tone style (a few tones per row)
         for i, (col, (lines, tone)) in enumerate(zip(layout.columns, cells, strict=True)):
             part = 0 if i < layout.pinned_count else 1
             tone_style = self._tone_style(tone)
-            if is_cursor_row and i == self._cursor_column:
+            if i == cursor_column:
                 style = styles["cursor-cell"]
+            elif tone_style is None:
+                style = row_style
             else:
-                style = row_style + tone_style if tone_style is not None else row_style
+                style = toned.get(tone_style)
+                if style is None:
+                    style = toned[tone_style] = row_style + tone_style
             align_right = col.kind in _NUMERIC_KINDS
+            delta = isinstance(tone, DeltaTone) and i != cursor_column
             for sub in range(rh):
                 content = lines[sub] if sub < len(lines) else ""
-                if isinstance(tone, DeltaTone) and sub == 0 and not (is_cursor_row and i == self._cursor_column):
+                if delta and sub == 0:
                     for seg in self._delta_segments(content, col, tone, row_style):
                         add(part, sub, seg.text, seg.style or row_style)
                     continue
                 text = " " + _fit_cell(content, col.width, align_right)
-                if self._search and self._search in text.lower():
+                if search and search in text.lower():
                     for seg in self._highlight(text, style):
                         add(part, sub, seg.text, seg.style or style)
                 else:
