@@ -561,3 +561,28 @@ async def test_repainted_lines_come_from_the_line_cache_after_a_re_render() -> N
         table.set_search(None)
         await pilot.pause()
         assert table.render_line(y) is not first and table.render_line(y) is table.render_line(y)
+
+
+async def test_a_cursor_move_repaints_nothing_beside_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the compositor clips a widget's repaint to its parent, not to the widget: a repaint as wide
+    # as the table's virtual width also repainted every widget beside it (the trace pane)
+    from textual.geometry import Region
+
+    refreshed: list[Region] = []
+    refresh = ExperimentTable.refresh
+
+    def spy_refresh(self, *regions, **kwargs):  # type: ignore[no-untyped-def]
+        refreshed.extend(regions)
+        return refresh(self, *regions, **kwargs)
+
+    monkeypatch.setattr(ExperimentTable, "refresh", spy_refresh)
+    app = TableApp(make_frame(500))
+    async with app.run_test(size=(60, 20)) as pilot:  # far narrower than the table's columns
+        table = app.query_one(ExperimentTable)
+        await pilot.pause()
+        assert table.virtual_size.width > table.size.width
+        refreshed.clear()
+        await pilot.press("j", "j", "k", "l")
+        await pilot.pause()
+        assert refreshed and table.cursor_row == 1 and table.cursor_column == 1
+        assert all(region.right <= table.size.width for region in refreshed)

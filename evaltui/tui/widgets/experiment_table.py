@@ -1166,7 +1166,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         """Repaint content lines (header lines are fixed, body lines move with scroll_y)."""
         if y_start >= HEADER_HEIGHT:
             y_start -= round(self.scroll_y)
-        self.refresh(Region(0, y_start, max(self.virtual_size.width, self.size.width), line_count))
+        # as wide as the table on screen: the compositor clips a repaint to the table's parent, so
+        # a wider region (the virtual width) also repainted every widget beside the table (the pane)
+        self.refresh(Region(0, y_start, self.size.width, line_count))
 
     def _post_highlighted(self) -> None:
         if len(self._rows):
