@@ -580,7 +580,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         # the cursor row's own look, (row, column, strips): _row_cache keeps every row's plain
         # look, so a j renders one row (the new cursor row) and the row it left is a cache hit
         self._cursor_strips: tuple[int, int, list[tuple[Strip, Strip]]] | None = None
-        # each row's cell lines and tones: a cursor move restyles its two rows from here
+        # each row's cell lines and tones: a cursor move restyles the row it lands on from here
         # instead of slicing and formatting them again
         self._cell_cache: LRUCache[int, list[tuple[list[str], Any]]] = LRUCache(_ROW_CACHE_SIZE)
         self._header_cache: list[tuple[Strip, Strip]] | None = None
