@@ -642,7 +642,7 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
                f"without Pilot.press's per-key wait on every widget; empty app "
                f"{med(empty, 'moves_sent_cpu_s') * 1000:.0f} ms; ratio "
                f"{med(app, 'moves_sent_cpu_s') / med(empty, 'moves_sent_cpu_s'):.2f}; one-widget Line-API app "
-               f"{med(lines, 'moves_sent_cpu_s') * 1000:.0f} ms"),
+               f"{med(lines, 'moves_sent_cpu_s') * 1000:.0f} ms" + _moves_split(empty, app, lines)),
         Figure("TUI open a 1,000-span trace", med(app, "open_trace_frame_ms"), "ms", "<= 100",
                f"{app[0]['trace_spans']} spans, from open to the first frame showing the tree (load in a worker, "
                f"pane laid out and painted); settled (Pilot.pause, session 2's figure) "
@@ -652,6 +652,22 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
                f"insights computed directly: {med(app, 'analyze_call_ms'):.0f} ms; longest event-loop stall"
                f" meanwhile {med(app, 'analyze_stall_ms'):.0f} ms (the screen stays responsive)"),
     ]
+
+
+def _moves_split(empty: list[dict], app: list[dict], lines: list[dict]) -> str:
+    """Per key CPU (median ms) of the keys-as-sent figure: a j, a j that scrolls a row, G."""
+    def key(runs_: list[dict], kind: str) -> str:
+        values = [r["moves_sent_split_ms"][kind] for r in runs_ if (r.get("moves_sent_split_ms") or {}).get(kind)]
+        if not values:
+            return "-"
+        n = statistics.median(r["moves_sent_split_ms"][f"{kind}_n"] for r in runs_ if r.get("moves_sent_split_ms"))
+        return f"{statistics.median(values):.1f} ms x{n:.0f}"
+
+    if not all(r.get("moves_sent_split_ms") for r in (*empty, *app, *lines)):
+        return ""
+    return (f"; per key (CPU, median): evaltui j {key(app, 'j')}, j scrolling a row {key(app, 'j_scroll')}, "
+            f"G {key(app, 'G')}; Line-API app j {key(lines, 'j')}, scrolling {key(lines, 'j_scroll')}, "
+            f"G {key(lines, 'G')}; empty app j {key(empty, 'j')}")
 
 
 def bench_tui_arrange(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -> list[Figure]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -60,17 +61,31 @@ async def _press_moves(pilot) -> float:
     return time.process_time() - c0
 
 
-async def _send_moves(pilot) -> float:
+async def _send_moves(pilot, scroller=None, split: dict | None = None) -> float:
     """The same keys sent as a terminal sends them: each is handled and painted before the
     next, but without Pilot.press's per-key round trip through every widget of the screen
-    (a test-harness cost that grows with the number of widgets, hidden ones included)."""
+    (a test-harness cost that grows with the number of widgets, hidden ones included).
+
+    With ``split`` (a dict) it also gets each kind of key's median CPU in ms and its count: a
+    ``j`` that repaints two rows, a ``j`` that scrolls ``scroller`` a row (a repaint of every
+    line), and ``G`` (a jump: a new page)."""
     await pilot.pause()
     app = pilot.app
+    keys: dict[str, list[float]] = {"j": [], "j_scroll": [], "G": []}
     c0 = time.process_time()
     for key in ["j"] * MOVES + ["G"]:
+        y = scroller.scroll_y if scroller is not None else 0
+        c = time.process_time()
         await app._press_keys([key])
+        spent = time.process_time() - c
+        keys["G" if key == "G" else "j_scroll" if scroller is not None and scroller.scroll_y != y else "j"].append(spent)
     await pilot.pause()
-    return time.process_time() - c0
+    total = time.process_time() - c0
+    if split is not None:
+        for kind, times in keys.items():
+            split[kind] = statistics.median(times) * 1000 if times else None
+            split[f"{kind}_n"] = len(times)
+    return total
 
 
 async def _empty() -> dict:
@@ -87,9 +102,10 @@ async def _empty() -> dict:
         await pilot.pause()
         first = _since_start()
         cpu = await _press_moves(pilot)
-        sent = await _send_moves(pilot)
+        split: dict = {}
+        sent = await _send_moves(pilot, split=split)
     return {"first_paint_s": first, "first_frame_s": watch.at or first, "first_frame_cpu_s": watch.cpu,
-            "moves_cpu_s": cpu, "moves_sent_cpu_s": sent,
+            "moves_cpu_s": cpu, "moves_sent_cpu_s": sent, "moves_sent_split_ms": split,
             "rss_mb": psutil.Process().memory_info().rss / 1e6}
 
 
@@ -146,8 +162,9 @@ async def _line_api() -> dict:
         await pilot.pause()
         cpu = await _press_moves(pilot)
         await pilot.press("g")
-        sent = await _send_moves(pilot)
-    return {"moves_cpu_s": cpu, "moves_sent_cpu_s": sent}
+        split: dict = {}
+        sent = await _send_moves(pilot, app.query_one(Lines), split)
+    return {"moves_cpu_s": cpu, "moves_sent_cpu_s": sent, "moves_sent_split_ms": split}
 
 
 async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
@@ -188,7 +205,8 @@ async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
         out["rows"] = tables.first().row_count
         out["moves_cpu_s"] = await _press_moves(pilot)
         await pilot.press("g")
-        out["moves_sent_cpu_s"] = await _send_moves(pilot)
+        out["moves_sent_split_ms"] = {}
+        out["moves_sent_cpu_s"] = await _send_moves(pilot, tables.first(), out["moves_sent_split_ms"])
         pane = screen.query_one(TracePane)
         await pilot.pause()
         shown = _KeyToFrame(app).expect(lambda: pane.trace is not None and pane.trace.root_span_id == big_root)

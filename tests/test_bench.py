@@ -55,3 +55,18 @@ def test_only_runs_the_parts_asked_for(capsys: pytest.CaptureFixture[str]) -> No
         bench.run_bench(traces=10, only="query")
     with pytest.raises(ValueError, match="unknown part nope"):
         bench.run_bench(traces=10, only="store,nope")
+
+
+def test_cursor_figure_says_what_each_kind_of_key_costs() -> None:
+    def run(j: float, scroll: float | None, last: float, scrolls: int) -> dict:
+        return {"moves_sent_split_ms": {"j": j, "j_n": 51 - scrolls - 1, "j_scroll": scroll, "j_scroll_n": scrolls,
+                                        "G": last, "G_n": 1}}
+
+    empty = [run(1.0, None, 1.1, 0), run(1.2, None, 1.3, 0)]
+    app = [run(3.0, 7.0, 10.0, 8), run(3.4, 7.4, 12.0, 8)]
+    lines = [run(2.0, 6.0, 9.0, 3)]
+    note = bench._moves_split(empty, app, lines)
+    assert "evaltui j 3.2 ms x42, j scrolling a row 7.2 ms x8, G 11.0 ms x1" in note
+    assert "Line-API app j 2.0 ms x47, scrolling 6.0 ms x3" in note
+    assert "empty app j 1.1 ms x50" in note
+    assert bench._moves_split(empty, [{"moves_sent_cpu_s": 0.2}], lines) == ""  # a run without the split

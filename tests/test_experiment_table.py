@@ -380,9 +380,9 @@ async def test_100k_rows_mount_and_jump_to_last_row(monkeypatch: pytest.MonkeyPa
     render_row = ExperimentTable._render_row
     slice_values = ExperimentTable._slice_values
 
-    def spy_render_row(self, row, values):  # type: ignore[no-untyped-def]
+    def spy_render_row(self, row, values, **kw):  # type: ignore[no-untyped-def]
         rendered.append(row)
-        return render_row(self, row, values)
+        return render_row(self, row, values, **kw)
 
     def spy_slice_values(self, indices):  # type: ignore[no-untyped-def]
         sliced.append(len(indices))
@@ -410,12 +410,19 @@ async def test_100k_rows_mount_and_jump_to_last_row(monkeypatch: pytest.MonkeyPa
         # never more than a screenful of rows became Python objects at once
         assert max(sliced) <= body + 2
 
-        # a cursor move re-renders only the two rows it touches
+        # a cursor move renders only the row it lands on: the row it left shows its cached look
         rendered.clear()
         await pilot.press("k")
         await pilot.pause()
         table.render_line(HEADER_HEIGHT)  # make sure a paint happened
-        assert sorted(set(rendered)) == [99_998, 99_999]
+        assert rendered == [99_998]
+        screen = lines(table)
+        assert screen[HEADER_HEIGHT + body - 1].startswith(" Question 99999:")
+        styles = table._get_styles()
+        left = table.render_line(HEADER_HEIGHT + body - 1)
+        landed = table.render_line(HEADER_HEIGHT + body - 2)
+        assert all(seg.style.bgcolor != styles["cursor-row"].bgcolor for seg in left)  # plain again
+        assert any(seg.style == styles["cursor-cell"] for seg in landed)
 
 
 # -- hostile text -----------------------------------------------------------------------
@@ -494,3 +501,88 @@ def test_snapshot(snap_compare, size: tuple[int, int], density: str) -> None:  #
 def test_snapshot_scrolled_right(snap_compare) -> None:  # type: ignore[no-untyped-def]
     app = TableApp(make_frame(60))
     assert snap_compare(app, terminal_size=(80, 24), press=["G", *["l"] * 9])
+
+
+async def test_scrolling_row_by_row_keeps_the_scrollbar_thumb_true(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.geometry import Region
+    from textual.scrollbar import ScrollBar
+
+    painted: list[float] = []
+    render = ScrollBar.render
+
+    def spy_render(self):  # type: ignore[no-untyped-def]
+        if self.vertical:
+            painted.append(self.position)
+        return render(self)
+
+    monkeypatch.setattr(ScrollBar, "render", spy_render)
+    app = TableApp(make_frame(100_000))
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(ExperimentTable)
+        bar = table.vertical_scrollbar
+        await pilot.pause()
+        body = table._body_height()
+
+        def picture() -> list[list[tuple[str, object]]]:
+            return [[(seg.text, seg.style) for seg in strip] for strip in bar.render_lines(Region(0, 0, *bar.size))]
+
+        painted.clear()
+        await pilot.press(*["j"] * (body + 20))  # the last 20 scroll the table a row each
+        await pilot.pause()
+        assert table.scroll_y == 21
+        assert bar.position == 21  # the bar knows where the table is ...
+        assert len(painted) <= 2  # ... but its thumb did not move on screen, so it was not repainted
+        shown = picture()
+        bar.refresh()  # what a full repaint draws at this position
+        await pilot.pause()
+        assert picture() == shown
+
+        before = shown
+        await pilot.press("G")  # a jump moves the thumb: the bar repaints, at the bottom
+        await pilot.pause()
+        assert bar.position == table.scroll_y == table.max_scroll_y
+        shown = picture()
+        assert shown != before  # the thumb left the top
+        bar.refresh()
+        await pilot.pause()
+        assert picture() == shown
+
+
+async def test_repainted_lines_come_from_the_line_cache_after_a_re_render() -> None:
+    app = TableApp(make_frame(200))
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(ExperimentTable)
+        await pilot.pause()
+        y = HEADER_HEIGHT + 3  # a row without the cursor
+        table.set_search("question")  # every row renders again (highlights)
+        await pilot.pause()
+        first = table.render_line(y)
+        assert table.render_line(y) is first  # a repaint of the same line reuses it
+        table.set_search(None)
+        await pilot.pause()
+        assert table.render_line(y) is not first and table.render_line(y) is table.render_line(y)
+
+
+async def test_a_cursor_move_repaints_nothing_beside_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the compositor clips a widget's repaint to its parent, not to the widget: a repaint as wide
+    # as the table's virtual width also repainted every widget beside it (the trace pane)
+    from textual.geometry import Region
+
+    refreshed: list[Region] = []
+    refresh = ExperimentTable.refresh
+
+    def spy_refresh(self, *regions, **kwargs):  # type: ignore[no-untyped-def]
+        refreshed.extend(regions)
+        return refresh(self, *regions, **kwargs)
+
+    monkeypatch.setattr(ExperimentTable, "refresh", spy_refresh)
+    app = TableApp(make_frame(500))
+    async with app.run_test(size=(60, 20)) as pilot:  # far narrower than the table's columns
+        table = app.query_one(ExperimentTable)
+        await pilot.pause()
+        assert table.virtual_size.width > table.size.width
+        refreshed.clear()
+        await pilot.press("j", "j", "k", "l")
+        await pilot.pause()
+        assert refreshed and table.cursor_row == 1 and table.cursor_column == 1
+        assert all(region.right <= table.size.width for region in refreshed)

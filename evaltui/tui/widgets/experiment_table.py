@@ -46,6 +46,7 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from evaltui.query.arrange import Group
@@ -576,7 +577,10 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._cursor_row = 0
         self._cursor_column = 0
         self._row_cache: LRUCache[int, list[tuple[Strip, Strip]]] = LRUCache(_ROW_CACHE_SIZE)
-        # each row's cell lines and tones: a cursor move restyles its two rows from here
+        # the cursor row's own look, (row, column, strips): _row_cache keeps every row's plain
+        # look, so a j renders one row (the new cursor row) and the row it left is a cache hit
+        self._cursor_strips: tuple[int, int, list[tuple[Strip, Strip]]] | None = None
+        # each row's cell lines and tones: a cursor move restyles the row it lands on from here
         # instead of slicing and formatting them again
         self._cell_cache: LRUCache[int, list[tuple[list[str], Any]]] = LRUCache(_ROW_CACHE_SIZE)
         self._header_cache: list[tuple[Strip, Strip]] | None = None
@@ -704,8 +708,7 @@ class ExperimentTable(ScrollView, can_focus=True):
             self._header_cache = None
             self._refresh_content_lines(0, HEADER_HEIGHT)
         if (self._cursor_row, self._cursor_column) != (old_row, old_column):
-            self._row_cache.discard(old_row)
-            self._row_cache.discard(self._cursor_row)
+            self._cursor_strips = None  # the rows' plain looks stand: the old row shows its own again
             if not self._scroll_cursor_into_view():
                 # one repaint region when the rows touch (the usual j / k step)
                 low, high = sorted((old_row, self._cursor_row))
@@ -747,6 +750,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         """Mark the rows with these keys as selected (a background of their own) and repaint."""
         self.selected = set(keys)
         self._row_cache.clear()
+        self._cursor_strips = None
         self.refresh()
 
     def update_rows(self, frame: pl.DataFrame, keys: Iterable[str], columns: Iterable[str] | None = None) -> None:
@@ -899,6 +903,20 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._styles = None
         self._view_cache = None
         self._header_cache = None
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        # ScrollView moves the scrollbar on every scroll, and the bar repaints all its lines. Over
+        # 100k rows its thumb moves an eighth of a cell every few hundred rows: while it would be
+        # drawn in the same place, the bar only takes the new position (no repaint).
+        if self.show_vertical_scrollbar:
+            bar = self.vertical_scrollbar
+            position = bar.validate_position(new_value)
+            if _thumb_at(bar, bar.position) == _thumb_at(bar, position) is not None:
+                bar.set_reactive(ScrollBar.position, position)
+            else:
+                bar.position = position
+        if round(old_value) != round(new_value):
+            self.refresh(self.size.region)
 
     def on_resize(self, event: events.Resize) -> None:
         self._view_cache = None
@@ -1131,6 +1149,7 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _invalidate(self, cells: bool = True) -> None:
         self._row_cache.clear()
+        self._cursor_strips = None
         if cells:
             self._cell_cache.clear()
         self._header_cache = None
@@ -1138,6 +1157,8 @@ class ExperimentTable(ScrollView, can_focus=True):
 
     def _refresh_row(self, row: int) -> None:
         self._row_cache.discard(row)
+        if row == self._cursor_row:
+            self._cursor_strips = None
         rh = self.row_height
         self._refresh_content_lines(HEADER_HEIGHT + row * rh, rh)
 
@@ -1145,7 +1166,9 @@ class ExperimentTable(ScrollView, can_focus=True):
         """Repaint content lines (header lines are fixed, body lines move with scroll_y)."""
         if y_start >= HEADER_HEIGHT:
             y_start -= round(self.scroll_y)
-        self.refresh(Region(0, y_start, max(self.virtual_size.width, self.size.width), line_count))
+        # as wide as the table on screen: the compositor clips a repaint to the table's parent, so
+        # a wider region (the virtual width) also repainted every widget beside the table (the pane)
+        self.refresh(Region(0, y_start, self.size.width, line_count))
 
     def _post_highlighted(self) -> None:
         if len(self._rows):
@@ -1162,9 +1185,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         before, self._styles_before = self._styles_before, None
         if before is not None and before != styles:
             changed = {k for k, v in styles.items() if before.get(k) != v}
-            if changed <= _CURSOR_STYLES:
-                self._row_cache.discard(self._cursor_row)  # the other rows look as they did
-            else:
+            self._cursor_strips = None
+            if not changed <= _CURSOR_STYLES:  # (a focus change: only the cursor row looks different)
                 self._row_cache.clear()  # a restyle (theme) keeps the formatted cells
         self._styles = styles
         return styles
@@ -1221,13 +1243,14 @@ class ExperimentTable(ScrollView, can_focus=True):
             return styles["scores"][int(round(tone * 100))]
         return styles.get(tone)
 
-    def _row_style(self, row: int) -> Style:
+    def _row_style(self, row: int, cursor: bool = False) -> Style:
+        """The background of ``row`` in its plain look, or in the cursor's (``cursor``)."""
         styles = self._get_styles()
         if self.selected and self.row_key(row) in self.selected:
             return styles["selected-row"]  # over the cursor row's: a selected cursor row shows it
         if self._rows.groups and self._rows.group_at(row) is not None:
-            return styles["cursor-row"] + styles["group-cursor"] if row == self._cursor_row else styles["group-row"]
-        if row == self._cursor_row:
+            return styles["cursor-row"] + styles["group-cursor"] if cursor else styles["group-row"]
+        if cursor:
             return styles["cursor-row"]
         # tall rows are told apart by alternating backgrounds
         if self.density == "tall" and row % 2:
@@ -1257,12 +1280,13 @@ class ExperimentTable(ScrollView, can_focus=True):
                         width, styles["base"]
                     )
                 return Strip.blank(width, styles["base"])
-            strips = self._row_cache.get(row)
-            if strips is None:
+            cursor = row == self._cursor_row
+            strips = self._cursor_row_strips() if cursor else self._row_cache.get(row)
+            if strips is None:  # (a plain row not rendered yet)
                 self._render_rows(row)
                 strips = self._row_cache.get(row)
                 assert strips is not None
-            done = self._line_cache.get((row, sub))
+            done = None if cursor else self._line_cache.get((row, sub))
             if done is not None and done[0] is strips and done[1] == scroll_x and done[2] == width:
                 return done[3]  # scrolling back and forth, repaints: the same line again
             pinned, scrolling = strips[sub]
@@ -1272,15 +1296,34 @@ class ExperimentTable(ScrollView, can_focus=True):
             # one Strip for the line (join + pad would make two more on every repaint)
             segments = [*pinned, *shown]
             if cells < width:
-                segments.append(Segment(" " * (width - cells), self._row_style(row)))
+                segments.append(Segment(" " * (width - cells), self._row_style(row, cursor)))
                 strip = Strip(segments, width)
             else:
                 strip = Strip(segments, cells).crop(0, width)
-            self._line_cache.set((row, sub), (strips, scroll_x, width, strip))
+            if not cursor:  # (the cursor row's line changes with every move: the row's plain line stays cached)
+                self._line_cache.discard((row, sub))  # (LRUCache.set keeps an old value: a stale line never hit)
+                self._line_cache.set((row, sub), (strips, scroll_x, width, strip))
             return strip
         visible = max(0, width - layout.pinned_width)
         strip = Strip.join([pinned, scrolling.crop(scroll_x, scroll_x + visible)])
         return strip.adjust_cell_length(width, fill)
+
+    def _cursor_row_strips(self) -> list[tuple[Strip, Strip]]:
+        """The cursor row in the cursor's look, from its formatted cells."""
+        row, column = self._cursor_row, self._cursor_column
+        cached = self._cursor_strips
+        if cached is not None and cached[0] == row and cached[1] == column:
+            return cached[2]
+        cells = self._cell_cache.get(row)
+        if cells is None:
+            self._render_rows(row)  # formats the row's cells (and renders its plain look)
+            cells = self._cell_cache.get(row)
+            assert cells is not None
+        strips = self._render_row(row, cells, cursor=True)
+        if self._sub_rows:
+            strips += self._render_sub_rows(row, self._sub_cells(row, row + 1)[0], cursor=True)
+        self._cursor_strips = (row, column, strips)
+        return strips
 
     def _render_header(self) -> list[tuple[Strip, Strip]]:
         layout = self._layout
@@ -1377,39 +1420,48 @@ class ExperimentTable(ScrollView, can_focus=True):
         got = {k: iter(view.get_column(k).gather(real).to_list()) for k in keys}
         return {k: [None if i is None else next(it) for i in indices] for k, it in got.items()}
 
-    def _render_row(self, row: int, cells: list[tuple[list[str], Any]]) -> list[tuple[Strip, Strip]]:
+    def _render_row(self, row: int, cells: list[tuple[list[str], Any]], cursor: bool = False) -> list[tuple[Strip, Strip]]:
+        """``row``'s strips in its plain look, or with the cursor on it (``cursor``)."""
         layout = self._layout
         styles = self._get_styles()
         rh = self._line_height
-        is_cursor_row = row == self._cursor_row
-        row_style = self._row_style(row)
+        is_cursor_row = cursor
+        row_style = self._row_style(row, cursor)
         # runs of (texts, style): neighbouring cells in one style become one segment, so every
         # later crop, divide and repaint of this row handles a few segments, not one per cell
         parts: list[list[list[tuple[list[str], Style]]]] = [[[] for _ in range(rh)], [[] for _ in range(rh)]]
 
         def add(part: int, sub: int, text: str, style: Style) -> None:
             runs = parts[part][sub]
-            if runs and runs[-1][1] == style:
+            if runs and (runs[-1][1] is style or runs[-1][1] == style):
                 runs[-1][0].append(text)
             else:
                 runs.append(([text], style))
 
+        search = self._search
+        cursor_column = self._cursor_column if is_cursor_row else -1
+        toned: dict[Style, Style] = {}  # tone style -> row style + tone style (a few tones per row)
         for i, (col, (lines, tone)) in enumerate(zip(layout.columns, cells, strict=True)):
             part = 0 if i < layout.pinned_count else 1
             tone_style = self._tone_style(tone)
-            if is_cursor_row and i == self._cursor_column:
+            if i == cursor_column:
                 style = styles["cursor-cell"]
+            elif tone_style is None:
+                style = row_style
             else:
-                style = row_style + tone_style if tone_style is not None else row_style
+                style = toned.get(tone_style)
+                if style is None:
+                    style = toned[tone_style] = row_style + tone_style
             align_right = col.kind in _NUMERIC_KINDS
+            delta = isinstance(tone, DeltaTone) and i != cursor_column
             for sub in range(rh):
                 content = lines[sub] if sub < len(lines) else ""
-                if isinstance(tone, DeltaTone) and sub == 0 and not (is_cursor_row and i == self._cursor_column):
+                if delta and sub == 0:
                     for seg in self._delta_segments(content, col, tone, row_style):
                         add(part, sub, seg.text, seg.style or row_style)
                     continue
                 text = " " + _fit_cell(content, col.width, align_right)
-                if self._search and self._search in text.lower():
+                if search and search in text.lower():
                     for seg in self._highlight(text, style):
                         add(part, sub, seg.text, seg.style or style)
                 else:
@@ -1541,11 +1593,12 @@ class ExperimentTable(ScrollView, can_focus=True):
             cells.append((text, tone))
         return cells
 
-    def _render_sub_rows(self, row: int, subs: list[list[tuple[str, Any]]]) -> list[tuple[Strip, Strip]]:
+    def _render_sub_rows(self, row: int, subs: list[list[tuple[str, Any]]],
+                         cursor: bool = False) -> list[tuple[Strip, Strip]]:
         """The strips of ``row``'s sub-rows: dim, indented, in the row's background."""
         layout = self._layout
         styles = self._get_styles()
-        row_style = self._row_style(row)
+        row_style = self._row_style(row, cursor)
         out = []
         for cells in subs:
             parts: list[list[Segment]] = [[], []]
@@ -1563,6 +1616,18 @@ class ExperimentTable(ScrollView, can_focus=True):
                     parts[0].append(Segment("│", row_style + styles["divider"]))
             out.append((Strip(parts[0], layout.pinned_width), Strip(parts[1], layout.scroll_width)))
         return out
+
+
+def _thumb_at(bar: ScrollBar, position: float) -> int | None:
+    """Where ``bar`` draws its thumb at ``position``, in eighths of a cell (None: no thumb), as
+    Textual's ScrollBarRender places it."""
+    size = bar.size.height
+    virtual = math.ceil(bar.window_virtual_size)
+    window = math.ceil(bar.window_size) if bar.window_size < bar.window_virtual_size else 0
+    if not (window and size and virtual and size != virtual):
+        return None
+    thumb = max(1, window / (virtual / size))
+    return int((size - thumb) * (position / (virtual - window)) * 8)
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r?\n[ \t]*)+")
