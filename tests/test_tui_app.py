@@ -1370,6 +1370,31 @@ async def test_experiment_opened_at_start_shows_rows_in_its_first_frame(db: Path
     assert load_config().config.last_experiment == "support-bot/baseline"
 
 
+async def test_garbage_collector_is_paused_only_until_the_first_frame(db: Path) -> None:
+    """Start-up pauses Python's garbage collector (its passes over the objects start-up makes
+    cost about 50 ms); it runs again once the first frame is written, and after the app ends."""
+    import gc
+
+    assert gc.isenabled()
+    app, _ = make_app(db, "support-bot/baseline")
+    during: list[bool] = []
+    display = app._display
+
+    def watch(screen: Any, update: Any) -> None:
+        during.append(gc.isenabled())
+        display(screen, update)
+
+    app._display = watch  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        assert during and during[0] is False  # paused while the first frame was made
+        assert gc.isenabled()
+        await pilot.press("j")
+        await settle(pilot)
+        assert gc.isenabled()
+    assert gc.isenabled()
+
+
 async def test_hostile_output_shows_literally(db: Path) -> None:
     async with running(db, "pane-tree") as (app, pilot, _):
         text = screen_text(app)
