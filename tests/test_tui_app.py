@@ -1341,6 +1341,60 @@ async def test_open_experiment_by_id_and_unknown_ref(db: Path) -> None:
         assert _list(app).cursor_row == 2  # the list starts on the experiment opened last
 
 
+async def test_experiment_opened_at_start_shows_rows_in_its_first_frame(db: Path) -> None:
+    """Opened on an experiment (read while Textual starts): the first frame of its screen
+    already has the rows, nothing says "loading", and the experiment list below is read only
+    when the user goes back to it."""
+    app, _ = make_app(db, "support-bot/baseline")
+    assert app.first_page is not None and app.first_page.found() is not None
+    titles: list[str] = []
+    display = app._display
+
+    def watch(screen: Any, update: Any) -> None:
+        display(screen, update)
+        if isinstance(screen, ExperimentScreen):
+            titles.append(str(screen.query_one("#exp-title").render()))
+
+    app._display = watch  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentScreen)
+        assert titles and all("loading" not in t for t in titles)
+        assert titles[0].startswith("5 of 5 rows · support-bot/baseline")
+        below = app.screen_stack[-2]
+        assert isinstance(below, ExperimentListScreen) and not below.query(ExperimentList)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentListScreen)
+        assert _list(app).row_count > 0 and _list(app).cursor_row == 2
+    assert load_config().config.last_experiment == "support-bot/baseline"
+
+
+async def test_garbage_collector_is_paused_only_until_the_first_frame(db: Path) -> None:
+    """Start-up pauses Python's garbage collector (its passes over the objects start-up makes
+    cost about 50 ms); it runs again once the first frame is written, and after the app ends."""
+    import gc
+
+    assert gc.isenabled()
+    app, _ = make_app(db, "support-bot/baseline")
+    during: list[bool] = []
+    display = app._display
+
+    def watch(screen: Any, update: Any) -> None:
+        during.append(gc.isenabled())
+        display(screen, update)
+
+    app._display = watch  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        assert during and during[0] is False  # paused while the first frame was made
+        assert gc.isenabled()
+        await pilot.press("j")
+        await settle(pilot)
+        assert gc.isenabled()
+    assert gc.isenabled()
+
+
 async def test_hostile_output_shows_literally(db: Path) -> None:
     async with running(db, "pane-tree") as (app, pilot, _):
         text = screen_text(app)

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# Start-up makes a few hundred thousand objects that live as long as the app (modules, classes,
+# styles, the screen) and almost no garbage (about 3,000 objects): the garbage collector's passes
+# over them cost about 50 ms before the first frame. It is paused while these imports run and
+# from the app's start to its first frame; what exists then is frozen (not scanned again).
+_GC_WAS_ENABLED = gc.isenabled()
+gc.disable()
 
-def _import_polars() -> None:
-    with contextlib.suppress(ImportError):  # the import where polars is used reports it
-        import polars  # noqa: F401
-
-
-# polars (the table's frames) loads in a thread while Textual loads here: half the start-up
-# is these two imports, and much of polars' is loading its library, which overlaps
-if "polars" not in sys.modules:
-    threading.Thread(target=_import_polars, name="evaltui-import-polars", daemon=True).start()
-
+# polars is imported here, in this thread, with the rest (by evaltui.store): imported in a thread
+# of its own beside Textual's import it overlapped nothing (both hold the GIL) and the switching
+# between the two cost about 40 ms more CPU before the first frame
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -34,13 +30,18 @@ from textual.message import Message
 
 from evaltui.config import CLIPBOARD_MODES, Config, load_config, save_config
 from evaltui.store import NotFound, Store, find_experiment
-from evaltui.tui.clipboard import copy_text
 from evaltui.tui.commands import AppCommands, binding_entries
-from evaltui.tui.live import LiveChanged, LiveWatcher
+from evaltui.tui.live import LiveWatcher
 from evaltui.tui.screens.experiment import ExperimentScreen, FirstPage
 from evaltui.tui.screens.experiment_list import ExperimentListScreen
-from evaltui.tui.screens.help import HelpScreen
 from evaltui.tui.widgets.text_safety import safe_text
+
+if TYPE_CHECKING:
+    from evaltui.tui.live import LiveChanged
+
+gc.freeze()
+if _GC_WAS_ENABLED:
+    gc.enable()
 
 
 def _stylesheet() -> str:
@@ -94,14 +95,31 @@ class EvalTUI(App[None]):
         except Exception:
             return "unknown"
 
+    def on_load(self) -> None:
+        if gc.isenabled():  # paused until the first frame (see the imports)
+            gc.disable()
+            self._gc_paused = True
+
+    def _resume_gc(self) -> None:
+        if getattr(self, "_gc_paused", False):
+            self._gc_paused = False
+            self.freeze_heap()
+            gc.enable()
+
     def on_mount(self) -> None:
+        self.call_after_refresh(self._resume_gc)  # once the first frame is written
         # opened on an experiment: the list below it is built when the user goes back to it
         self.opening_experiment = bool(self._initial_experiment)
         self.push_screen(ExperimentListScreen(deferred=self.opening_experiment))
         for warning in self._config_warnings:
             self.notify(safe_text(warning, 400), title="config", severity="warning", timeout=15, markup=False)
         if self._initial_experiment:
-            self.open_experiment(self._initial_experiment)
+            preload = self.first_page
+            found = preload.found(timeout=0) if preload is not None and preload.ref == self._initial_experiment else None
+            if found is not None:  # read while Textual started (usually): open it without a worker's round trip
+                self.on_eval_tui_experiment_found(self.ExperimentFound(found))
+            else:
+                self.open_experiment(self._initial_experiment)
         self.live = LiveWatcher(self)  # other processes' changes show without a restart
         self.live.start()
 
@@ -116,6 +134,9 @@ class EvalTUI(App[None]):
         self._heap_frozen = True
 
     def on_unmount(self) -> None:
+        if getattr(self, "_gc_paused", False):  # ended before its first frame
+            self._gc_paused = False
+            gc.enable()
         if hasattr(self, "live"):
             self.live.stop()
         if getattr(self, "_heap_frozen", False):
@@ -160,7 +181,7 @@ class EvalTUI(App[None]):
         ref = f"{exp['project']}/{exp['name']}"
         if self.config.last_experiment != ref:
             self.config.last_experiment = ref
-            self.save_config()
+            self.call_after_refresh(self.save_config)  # written (and synced) once the screen shows
         for screen in self.screen_stack:
             if isinstance(screen, ExperimentListScreen):
                 screen.select_experiment(exp["id"])
@@ -169,6 +190,8 @@ class EvalTUI(App[None]):
     # -- help ------------------------------------------------------------------------------
 
     def action_help(self) -> None:
+        from evaltui.tui.screens.help import HelpScreen  # imported when first asked for
+
         screen = self.screen
         if isinstance(screen, HelpScreen):
             screen.dismiss(None)
@@ -201,6 +224,8 @@ class EvalTUI(App[None]):
 
     def copy_text(self, text: str, what: str) -> bool:
         """Copy ``text`` (mode from config) and say what was copied and how."""
+        from evaltui.tui.clipboard import copy_text  # imported on the first copy
+
         result = copy_text(self, text, what, self.config.clipboard)
         self.notify(safe_text(result.message, 300), severity="information" if result.ok else "error",
                     timeout=4 if result.ok else 8, markup=False)

@@ -28,7 +28,6 @@ from evaltui.tui.screens.computed_columns import ComputedColumns
 from evaltui.tui.screens.review import ReviewActions
 from evaltui.tui.widgets.experiment_table import ColumnSpec, ExperimentTable
 from evaltui.tui.screens.experiment_views import ExperimentViews
-from evaltui.tui.widgets.json_text import full_text
 from evaltui.tui.widgets.footer import KeyFooter
 from evaltui.tui.widgets.text_safety import safe_text
 from evaltui.tui.widgets.trace_pane import TracePane
@@ -39,6 +38,7 @@ if TYPE_CHECKING:  # imported where used: start-up does not need the filter lang
     from evaltui.tui.widgets.trace_data import TraceData
 
 FIRST_PAGE = 200
+FIRST_PAGE_WAIT = 0.25  # seconds the screen waits for the first page read at start-up, before a worker takes over
 WIDE = 120  # terminal columns from which the trace pane opens beside the table
 FULL_FIELDS = ("input", "output", "expected", "error")
 # Trace-row columns the issue asks to show that the table's defaults keep hidden.
@@ -327,7 +327,9 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         """Show the first page the app read while starting (if it has it already): the first
         frame then has rows, without a worker's round trip behind the screen's first layouts."""
         preload: FirstPage | None = getattr(self.app, "first_page", None)
-        read = preload.take(self.experiment["id"], timeout=0) if preload is not None else None
+        # at start-up the screen can mount just before the read ends: waiting for it here (the
+        # thread's SQL runs without the GIL) costs less than a worker and a "loading" frame
+        read = preload.take(self.experiment["id"], timeout=FIRST_PAGE_WAIT) if preload is not None else None
         if read is None:
             return False
         version, page = read
@@ -877,6 +879,8 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         try:
             record = load_span(self.app.store, span_row_id)  # type: ignore[attr-defined]
             if field is not None:
+                from evaltui.tui.widgets.json_text import full_text
+
                 text = full_text(record.get(field)) if record.get(field) is not None else ""
             elif self.row_type == "spans" or row is None:
                 text = json.dumps(record, ensure_ascii=False, indent=2, default=str)

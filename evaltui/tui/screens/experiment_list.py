@@ -138,7 +138,8 @@ class ExperimentListScreen(LiveExperimentList, Screen[None]):
         self._start()
 
     async def on_screen_resume(self) -> None:
-        if self._deferred and not getattr(self.app, "opening_experiment", False):
+        # not when covered at once (the app opened an experiment in the same step)
+        if self._deferred and not getattr(self.app, "opening_experiment", False) and self.is_active:
             await self.ensure_built()
 
     def _title(self, note: str = "") -> None:

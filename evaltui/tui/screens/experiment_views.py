@@ -19,6 +19,7 @@ project, else the project default (database), else the built-in Default.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +41,11 @@ from evaltui.query.arrange import (
     sort_frame,
     toggle_sort_key,
 )
-from evaltui.tui.screens.views import NamePrompt, ViewEntry, ViewsScreen
 from evaltui.tui.widgets.experiment_table import ExperimentTable
 from evaltui.tui.widgets.text_safety import safe_text
 
 if TYPE_CHECKING:
+    from evaltui.tui.screens.views import ViewEntry
     from evaltui.tui.widgets.search_bar import SearchBar
 
 
@@ -405,9 +406,13 @@ class ExperimentViews:
 
     def action_views(self) -> None:
         self.load_views()
+        from evaltui.tui.screens.views import ViewsScreen
+
         self.app.push_screen(ViewsScreen(self, self.project))
 
     def view_entries(self) -> list[ViewEntry]:
+        from evaltui.tui.screens.views import ViewEntry
+
         config = self.app.config
         personal = config.project_views(self.project)
         # my default is a name: a view of mine, else a shared one, else a built-in (as it loads)
@@ -457,6 +462,8 @@ class ExperimentViews:
         def done(result: tuple[str, bool] | None) -> None:
             if result:
                 self.save_view(result[0], shared=result[1])
+
+        from evaltui.tui.screens.views import NamePrompt
 
         self.app.push_screen(NamePrompt("Save this arrangement as a view", default, ask_shared=True), done)
 
@@ -567,8 +574,9 @@ class ExperimentViews:
         if not self._default_applied:
             self._default_applied = True
             self._apply_default_view()
-        for screen in self.app.screen_stack:
-            if isinstance(screen, ViewsScreen) and screen.is_mounted:
+        views = sys.modules.get("evaltui.tui.screens.views")  # imported when the dialog first opens
+        for screen in self.app.screen_stack if views is not None else ():
+            if isinstance(screen, views.ViewsScreen) and screen.is_mounted:
                 screen.refresh_entries()
 
     def _apply_default_view(self) -> None:
