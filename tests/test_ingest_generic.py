@@ -52,6 +52,20 @@ def test_csv_rows(store: Store, reader: str) -> None:
     assert spans["q1"]["input"] == "What is 2+2?" and spans["q1"]["output"] == 4  # a numeric cell is a number
 
 
+def test_csv_of_thousands_of_rows_imports_every_row_with_progress(store: Store, reader: str, tmp_path: Path) -> None:
+    # progress is reported every 1,000 rows: it once asked the text file for its position
+    # while csv.reader iterated it, which fails, so no CSV of 1,000 rows or more imported
+    src = tmp_path / "many.csv"
+    src.write_text("input,output,scores.acc,metadata.k\n"
+                   + "".join(f"question {i},answer {i},{(i % 10) / 10},{i % 3}\n" for i in range(2500)))
+    seen: list[float] = []
+    report = import_paths(store, [src], progress=lambda done, total, name: seen.append(done / max(total, 1)))
+    assert report.ok, report.errors
+    rows = trace_rows(store, report.experiments[0].ref)
+    assert len(rows) == 2500 and sorted(r["scores.acc"] for r in rows)[-1] == 0.9
+    assert seen[-1] == 1.0 and any(0 < f < 1 for f in seen)  # the bar moved on the way
+
+
 def test_jsonl_rows_nested_and_dotted(store: Store, reader: str) -> None:
     report = import_paths(store, [FIXTURES / "generic/rows.jsonl"])
     assert report.ok, report.errors

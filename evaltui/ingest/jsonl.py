@@ -150,7 +150,9 @@ def _csv_rows(path: Path, sink: Sink) -> Iterator[tuple[str, int, dict[str, Any]
             yield where, index, row, sum(len(c) for c in cells)
             index += 1
             if index % 1000 == 0:
-                sink.progress(f.tell() / max(1, size) if not f.closed else 1.0)
+                # the byte position of the binary buffer under the text: a text file's own
+                # tell() refuses while csv.reader iterates it ("telling position disabled")
+                sink.progress(f.buffer.tell() / max(1, size) if not f.closed else 1.0)
 
 
 def _lookup(row: dict[str, Any], key: str) -> tuple[bool, Any]:
@@ -527,6 +529,7 @@ def _produce(path: Path, out: Any, eid: str, mapping: dict[str, str], is_csv: bo
         if len(rows) >= batch_size:
             _send_batch(out, rows, traces, wheres, (scores_seen, metrics_seen, metadata_seen), lookup,
                         tracker.fraction)
+            out.flush()  # at once: the first batch is small so that the writer starts early
             rows, traces, wheres, lookup = [], [], [], []
             scores_seen, metrics_seen, metadata_seen = set(), set(), set()
             now = now_iso()
