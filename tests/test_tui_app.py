@@ -1341,6 +1341,39 @@ async def test_open_experiment_by_id_and_unknown_ref(db: Path) -> None:
         assert _list(app).cursor_row == 2  # the list starts on the experiment opened last
 
 
+def test_start_up_read_is_waited_for_only_by_its_own_experiment(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another experiment's screen, mounted while the start-up read of the first page is
+    still running (say the database is locked by an import), does not wait for it."""
+    import threading
+    import time
+
+    from evaltui.tui.screens import experiment as ex
+
+    release = threading.Event()
+    real = ex.load_trace_rows
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ex, "load_trace_rows", slow)
+    store = Store(db)
+    try:
+        page = ex.FirstPage(store, "support-bot/baseline")
+        deadline = time.monotonic() + 5
+        while page.experiment is None and time.monotonic() < deadline:  # known before its rows
+            time.sleep(0.005)
+        t0 = time.perf_counter()
+        assert page.take("some-other-experiment-id", timeout=5) is None
+        assert time.perf_counter() - t0 < 1  # not the 5 s it would wait for its own
+        release.set()
+        got = page.take(page.experiment["id"], timeout=5)
+        assert got is not None and got[1].height > 0
+    finally:
+        release.set()
+        store.close()
+
+
 async def test_experiment_opened_at_start_shows_rows_in_its_first_frame(db: Path) -> None:
     """Opened on an experiment (read while Textual starts): the first frame of its screen
     already has the rows, nothing says "loading", and the experiment list below is read only

@@ -89,6 +89,9 @@ class FirstPage:
 
     def take(self, experiment_id: str, timeout: float = 10.0) -> tuple[tuple[int, int], pl.DataFrame] | None:
         """(version, first page) of ``experiment_id``, once; None when not read here."""
+        known = self.experiment  # set by the thread before it reads the page
+        if known is not None and known["id"] != experiment_id:
+            return None  # another experiment's screen: no wait for this read
         if self._taken or not self._done.wait(timeout) or self.experiment is None:
             return None
         if self.experiment["id"] != experiment_id:
