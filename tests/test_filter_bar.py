@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_tui_app import settle
 
 from evaltui.query.filter import count_matching
 from evaltui.store import Store, create_experiment, write_spans
@@ -49,13 +50,6 @@ def db(tmp_path: Path) -> Path:
     write_spans(store, records)
     store.close()
     return path
-
-
-async def settle(pilot: Any) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def title(app: EvalTUI) -> str:

@@ -6,7 +6,6 @@ and SVG snapshots at 80x24 and 160x48."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -14,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from test_assistant import FakeServer, respond, sse
+from test_tui_app import notes, screen_text
 
 from evaltui.store import Store, create_experiment, write_spans
 from evaltui.store.datasets import list_datasets, load_dataset_records
@@ -101,18 +100,6 @@ async def settle(pilot: Any) -> None:
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
-
-
-def screen_text(app: EvalTUI) -> str:
-    w, h = app.size
-    console = Console(width=w, height=h, file=io.StringIO(), force_terminal=True, color_system=None,
-                      record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-def notes(app: EvalTUI) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 async def open_analyze(pilot: Any) -> AnalyzeScreen:

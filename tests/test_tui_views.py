@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_tui_app import settle
 
 from evaltui.config import load_config
 from evaltui.query.filter import count_matching
@@ -58,13 +59,6 @@ def db(tmp_path: Path) -> Path:
     path = tmp_path / "views.db"
     build(path)
     return path
-
-
-async def settle(pilot: Any) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def title(app: EvalTUI) -> str:
