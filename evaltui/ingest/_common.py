@@ -217,6 +217,12 @@ class Options:
     mapping: dict[str, str] | None = None
 
 
+def _add_fields(fields: set[tuple[str, str, str]], experiment_id: str, found: tuple[Any, Any, Any]) -> None:
+    """Add the experiment_fields rows of ``found``: its (score, metric, metadata) names."""
+    for kind, names in zip(("score", "metric", "metadata"), found, strict=True):
+        fields.update((experiment_id, kind, name) for name in names)
+
+
 class Sink:
     """Where an importer sends experiments and span records (inside the file's transaction)."""
 
@@ -430,18 +436,17 @@ class Sink:
         if self._buffer or self._root_rows:
             self.flush()
         self.key_spec(experiment_id)
-        fields = set()
-        for kind, found in zip(("score", "metric", "metadata"), names, strict=True):
-            fields.update((experiment_id, kind, name) for name in found)
+        fields: set[tuple[str, str, str]] = set()
+        _add_fields(fields, experiment_id, names)
         self._write_roots(rows, traces, wheres, fields, span_cols, trace_cols, lookup_ids)
 
     def _flush_roots(self) -> None:
         rows, traces, wheres, lookup = self._root_rows, self._root_traces, self._root_where, self._root_lookup
         self._root_rows, self._root_traces, self._root_where, self._root_lookup = [], [], [], []
-        fields = set()
+        fields: set[tuple[str, str, str]] = set()
         for eid, found in self._root_names.items():
-            for kind, names in zip(("score", "metric", "metadata"), found, strict=True):
-                fields.update((eid, kind, name) for name in names)
+            _add_fields(fields, eid, found)
+            for names in found:
                 names.clear()
         self._write_roots(rows, traces, wheres, fields, lookup_ids=lookup)
 
