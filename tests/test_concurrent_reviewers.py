@@ -98,6 +98,11 @@ def _writer(db: str, eid: str, user: str, start_at: float, out: str) -> None:
             result["ops"] += 1
         except Exception:  # noqa: BLE001 - reported to the test
             result["errors"].append(traceback.format_exc())
+        # A reviewer pauses between changes (a person, far longer). Without any pause one
+        # writer re-takes the write lock within microseconds of each COMMIT, and the other,
+        # whose SQLite busy handler looks again only every 100 ms, can be starved for the
+        # whole run (seen on a loaded 2-core CI machine: 1 op against 5,264).
+        time.sleep(rng.uniform(0.0, 0.003))
     store.close()
     Path(out).write_text(json.dumps(result))
 
