@@ -602,6 +602,7 @@ def _run_tui(*args: str) -> dict:
         subprocess.run([sys.executable, "-P", "-c", "import evaltui.bench_tui, evaltui.tui.app"], check=False,
                        capture_output=True, timeout=600, env=env)
         _TUI_WARM.append(True)
+    env["EVALTUI_BENCH_SPAWNED_AT"] = repr(time.time())  # the child's figures count from here
     proc = subprocess.run([sys.executable, "-P", "-m", "evaltui.bench_tui", *args], check=False, capture_output=True,
                           text=True, timeout=600, env=env)
     if proc.returncode != 0:
