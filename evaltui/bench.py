@@ -615,6 +615,7 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
     empty = [_run_tui("empty") for _ in range(runs)]
     app = [_run_tui("evaltui", _STATE["db"], _STATE["experiment"], _STATE["big_root"]) for _ in range(runs)]
     lines = [_run_tui("lineapi") for _ in range(runs)]
+    builtin = [_run_tui("datatable") for _ in range(runs)]
 
     def med(runs_: list[dict], key: str) -> float:
         return statistics.median(r[key] for r in runs_)
@@ -637,13 +638,16 @@ def bench_tui(workdir: Path, traces: int, spans_per_trace: int, runs: int = 3) -
                f"empty Textual app, same keys: {e_cpu:.0f} ms (target = empty + 50%); ratio {a_cpu / e_cpu:.2f}; "
                f"a one-widget Line-API app repainting 2 lines a key: {med(lines, 'moves_cpu_s') * 1000:.0f} ms "
                f"(ratio {med(lines, 'moves_cpu_s') * 1000 / e_cpu:.2f}: Pilot.press's waits cost more than the "
-               f"keys once a key repaints)"),
+               f"keys once a key repaints); Textual's DataTable (1,000 rows): "
+               f"{med(builtin, 'moves_cpu_s') * 1000:.0f} ms"),
         Figure("TUI 50 moves + last, keys as sent (CPU)", med(app, "moves_sent_cpu_s") * 1000, "ms",
                f"<= {med(empty, 'moves_sent_cpu_s') * 1500:.0f}",
                f"without Pilot.press's per-key wait on every widget; empty app "
                f"{med(empty, 'moves_sent_cpu_s') * 1000:.0f} ms; ratio "
                f"{med(app, 'moves_sent_cpu_s') / med(empty, 'moves_sent_cpu_s'):.2f}; one-widget Line-API app "
-               f"{med(lines, 'moves_sent_cpu_s') * 1000:.0f} ms" + _moves_split(empty, app, lines)),
+               f"{med(lines, 'moves_sent_cpu_s') * 1000:.0f} ms (evaltui / Line-API "
+               f"{med(app, 'moves_sent_cpu_s') / med(lines, 'moves_sent_cpu_s'):.2f}); Textual's DataTable "
+               f"(1,000 rows) {med(builtin, 'moves_sent_cpu_s') * 1000:.0f} ms" + _moves_split(empty, app, lines)),
         Figure("TUI open a 1,000-span trace", med(app, "open_trace_frame_ms"), "ms", "<= 100",
                f"{app[0]['trace_spans']} spans, from open to the first frame showing the tree (load in a worker, "
                f"pane laid out and painted); settled (Pilot.pause, session 2's figure) "

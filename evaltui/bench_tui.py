@@ -182,6 +182,41 @@ async def _line_api() -> dict:
     return {"moves_cpu_s": cpu, "moves_sent_cpu_s": sent, "moves_sent_split_ms": split}
 
 
+async def _datatable() -> dict:
+    """Textual's own DataTable (1,000 rows x 8 columns: it would take seconds to fill with 100k)
+    moving its cursor with the same keys (j bound to cursor down, G to the last row): what the
+    framework's built-in table costs a key, beside the empty app and the Line-API floor."""
+    from textual.app import App, ComposeResult
+    from textual.binding import Binding
+    from textual.widgets import DataTable
+
+    class Table(DataTable):
+        BINDINGS = [Binding("j", "cursor_down"), Binding("G", "scroll_bottom"), Binding("g", "scroll_top")]
+
+    class TableApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Table()
+
+        def on_mount(self) -> None:
+            table = self.query_one(Table)
+            table.add_columns(*(f"column {c}" for c in range(8)))
+            table.add_rows([[f"row {r} cell {c}" for c in range(8)] for r in range(1000)])
+            table.focus()
+
+    app = TableApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(Table)
+        cpu = await _press_moves(pilot)
+        moved = table.cursor_row
+        await pilot.press("g")
+        split: dict = {}
+        sent = await _send_moves(pilot, table, split)
+    if moved != 999:
+        raise RuntimeError(f"the DataTable's cursor ended on row {moved}, not the last")
+    return {"moves_cpu_s": cpu, "moves_sent_cpu_s": sent, "moves_sent_split_ms": split}
+
+
 async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
     from evaltui.tui.app import EvalTUI
     from evaltui.tui.widgets.experiment_table import ExperimentTable
@@ -551,6 +586,9 @@ def main(argv: list[str]) -> int:
     if mode == "compare":
         result = asyncio.run(_compare(argv[1], argv[2], argv[3]))
         print(json.dumps(result))
+        return 0
+    if mode == "datatable":
+        print(json.dumps(asyncio.run(_datatable())))
         return 0
     if mode == "lineapi":
         print(json.dumps(asyncio.run(_line_api())))
