@@ -230,7 +230,7 @@ def test_summary_text_shows_means_diffs_and_counts(store):
     assert "1.250s" in dur_line and "-0.250s" in dur_line
 
 
-def test_compare_frames_is_fast_on_100k_rows():
+def test_compare_frames_matches_two_trials_per_key_on_100k_rows():  # its speed: `evaltui bench` (compare)
     n = 100_000
     keys = [f"{i * 2654435761 % 2**32:024x}" for i in range(n // 2)] * 2  # two trials per key
     frame = pl.DataFrame({
@@ -241,12 +241,11 @@ def test_compare_frames_is_fast_on_100k_rows():
         "has_error": [i % 10 == 0 for i in range(n)],
     })
     other = frame.with_columns(pl.col("scores.s0").reverse())
-    compare_frames(frame, other)  # warm up
-    t0 = time.perf_counter()
     r = compare_frames(frame, other)
-    elapsed = time.perf_counter() - t0
     assert r["matched"] == n // 2
-    assert elapsed < 0.5, f"compare_frames took {elapsed * 1000:.0f} ms on 100k rows"
+    assert (r["traces"], r["unmatched"], r["base_unmatched"]) == (n, 0, 0)
+    s1 = r["scores"]["s1"]  # the same on both sides
+    assert (s1["diff"], s1["improvements"], s1["regressions"]) == (0, 0, 0)
 
 
 # -- per-row deltas (the TUI's table), the comparison key, the summary table, diffs ---------

@@ -61,7 +61,7 @@ def _writer(db: str, eid: str, user: str, start_at: float, out: str) -> None:
     result: dict = {"ops": 0, "toggles": {}, "assign_changes": 0, "comments": [], "quality": {},
                     "helpfulness": {}, "notes": {}, "events": 0, "errors": []}
     time.sleep(max(0.0, start_at - time.time()))
-    deadline = start_at + RUN_SECONDS
+    deadline = max(start_at, time.time()) + RUN_SECONDS  # a process that started late still gets a full run
     n = 0
     while time.time() < deadline:
         n += 1
@@ -115,7 +115,7 @@ def _reader(db: str, eid: str, start_at: float, out: str) -> None:
     rng = random.Random(out)
     result: dict = {"reads": 0, "errors": [], "max_reviewed": 0}
     time.sleep(max(0.0, start_at - time.time()))
-    deadline = start_at + RUN_SECONDS + 0.3
+    deadline = max(start_at, time.time()) + RUN_SECONDS + 0.3
     while time.time() < deadline:
         root = rng.choice(TRACES)
         try:

@@ -262,14 +262,19 @@ async def test_async_task_and_scorer_with_max_concurrency(store):
 
 
 def test_sync_task_runs_in_threads_up_to_max_concurrency(store):
-    running = peak = 0
+    running = peak = calls = 0
     lock = threading.Lock()
+    first_three = threading.Barrier(3, timeout=10)  # they can only pass it if all three run at once
 
     def task(s):
-        nonlocal running, peak
+        nonlocal running, peak, calls
         with lock:
             running += 1
             peak = max(peak, running)
+            calls += 1
+            meet = calls <= 3
+        if meet:
+            first_three.wait()
         time.sleep(0.03)
         with lock:
             running -= 1

@@ -218,8 +218,10 @@ def test_snapshot_table_with_an_aggregate(snap_compare, snap_db: Path, size: tup
 
     async def then(pilot: Any) -> None:
         await run(pilot)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "scores.overall" in table(pilot.app).frame.columns, seconds=10)
         await settle(pilot)
+        pilot.app.clear_notifications()  # the "saved" toast may or may not have expired on a slow run
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=then)
 

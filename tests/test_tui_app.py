@@ -547,6 +547,7 @@ async def _pane_edit(app, pilot, clip, key):
 
     patch = pytest.MonkeyPatch()
     patch.setenv("EDITOR", "true --readonly")
+    patch.delenv("VISUAL", raising=False)  # the app reads $VISUAL first
     patch.setattr(app_module.subprocess, "run", fake_run)
     patch.setattr(app, "suspend", contextlib.nullcontext)
     try:
