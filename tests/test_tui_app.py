@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from evaltui.config import load_config
-from evaltui.store import Store, create_experiment, write_spans
+from evaltui.store import Store, create_experiment, find_experiment, write_spans
 from evaltui.tui.app import EvalTUI
 from evaltui.tui.screens.columns import ColumnList, ColumnsScreen
 from evaltui.tui.screens.experiment import ExperimentScreen
@@ -1340,6 +1340,20 @@ async def test_open_experiment_by_id_and_unknown_ref(db: Path) -> None:
     assert load_config().config.last_experiment == "support-bot/baseline"
     async with running(db) as (app, pilot, _):
         assert _list(app).cursor_row == 2  # the list starts on the experiment opened last
+
+
+async def test_experiment_opened_just_before_quitting_is_remembered(db: Path) -> None:
+    """The last opened experiment is written once its screen shows; quitting before that
+    (a key pressed at once) must not lose it."""
+    app, _ = make_app(db, "exp-baseline")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("escape")  # back on the list, where another experiment is opened
+        await settle(pilot)
+        exp = find_experiment(app.store, "support-bot/new-prompt")
+        app.on_eval_tui_experiment_found(EvalTUI.ExperimentFound(exp))  # its write waits for a refresh
+        app.exit()  # ... which never comes
+    assert load_config().config.last_experiment == "support-bot/new-prompt"
 
 
 def test_start_up_read_is_waited_for_only_by_its_own_experiment(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -134,6 +134,12 @@ class EvalTUI(App[None]):
         self._heap_frozen = True
 
     def on_unmount(self) -> None:
+        if getattr(self, "_config_unsaved", False):  # quit before the deferred write ran
+            self._config_unsaved = False
+            try:
+                save_config(self.config, self.config_path)
+            except OSError:
+                pass  # the app is closing: nowhere left to say so
         if getattr(self, "_gc_paused", False):  # ended before its first frame
             self._gc_paused = False
             gc.enable()
@@ -181,6 +187,7 @@ class EvalTUI(App[None]):
         ref = f"{exp['project']}/{exp['name']}"
         if self.config.last_experiment != ref:
             self.config.last_experiment = ref
+            self._config_unsaved = True  # (written at exit if the app ends before that)
             self.call_after_refresh(self.save_config)  # written (and synced) once the screen shows
         for screen in self.screen_stack:
             if isinstance(screen, ExperimentListScreen):
@@ -207,6 +214,7 @@ class EvalTUI(App[None]):
 
     def save_config(self) -> None:
         """Write the config now (changes persist at once); a failure is shown, not raised."""
+        self._config_unsaved = False
         try:
             save_config(self.config, self.config_path)
         except OSError as e:

@@ -318,7 +318,10 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         return found.first() if found else None
 
     def on_mount(self) -> None:
-        table = self.query_one(ExperimentTable)
+        tables = self.query(ExperimentTable)
+        if not tables:  # pushed as the app quits: Textual mounts it without composing it
+            return
+        table = tables.first()
         table.density = self.app.config.density  # type: ignore[attr-defined]
         self._update_title()
         table.focus()
