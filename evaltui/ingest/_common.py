@@ -223,6 +223,60 @@ def _add_fields(fields: set[tuple[str, str, str]], experiment_id: str, found: tu
         fields.update((experiment_id, kind, name) for name in names)
 
 
+
+class RootRows:
+    """One-span traces being gathered into a batch, each encoded at once (``encode_root``):
+    their span and trace rows, source positions, the ids that may already be stored (an
+    ``IdFilter`` over every id added so far), and per experiment the names of the scores,
+    metrics and metadata keys they carry. :meth:`Sink.root_span` fills one in the importing
+    process; the forked JSONL/CSV reader fills one in its child and sends its batches."""
+
+    __slots__ = ("lookup", "names", "now", "rows", "seen", "traces", "wheres")
+
+    def __init__(self) -> None:
+        self.seen = IdFilter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new batch (the ids seen so far are kept)."""
+        self.rows: list[tuple] = []
+        self.traces: list[tuple] = []
+        self.wheres: list[str | None] = []
+        self.lookup: list[str] = []
+        self.names: dict[str, tuple[set[str], set[str], set[str]]] = {}
+        self.now = now_iso()  # "created" of rows without one, as for a batch of records
+
+    def add(self, experiment_id: str, spec: Any, rid: str, name: str | None, stype: str | None, input: Any,
+            output: Any, expected: Any, error: Any, scores: Any, metadata: Any, metrics: Any, tags: Any,
+            dataset_record_id: Any, created: Any, where: str | None, size_hint: int | None) -> int:
+        """Encode and add one trace; the batch's size after it. A bad field raises IngestError
+        naming ``where`` and the field."""
+        if size_hint is None or size_hint > MAX_FIELD_BYTES:
+            _check_sizes({"input": input, "output": output, "expected": expected, "error": error,
+                          "metadata": metadata}, where)
+        rows = self.rows
+        try:
+            row, trace = encode_root(len(rows), rid, experiment_id, name, stype, input, output, expected, error,
+                                     scores, metadata, metrics, tags, dataset_record_id, created, self.now, spec)
+        except RecordError as e:
+            raise IngestError(e.problem, where=where, field=e.field) from None
+        if self.seen.maybe_seen(rid):
+            self.lookup.append(rid)
+        rows.append(row)
+        self.traces.append(trace)
+        self.wheres.append(where)
+        if scores or metrics or metadata:
+            names = self.names.get(experiment_id)
+            if names is None:
+                names = self.names[experiment_id] = (set(), set(), set())
+            if scores:
+                names[0].update(scores)
+            if metrics:
+                names[1].update(metrics)
+            if metadata:
+                names[2].update(metadata)
+        return len(rows)
+
 class Sink:
     """Where an importer sends experiments and span records (inside the file's transaction)."""
 
@@ -245,19 +299,13 @@ class Sink:
         # back, so a savepoint per batch would only cost time); RecordErrors carry their positions
         self._writer = SpanWriter(store, savepoints=False)
         self._where: list[str | None] = []
-        # one-span traces encoded by root_span(), written by flush() like the buffer
-        self._root_rows: list[tuple] = []
-        self._root_traces: list[tuple] = []
-        self._root_where: list[str | None] = []
-        self._root_names: dict[str, tuple[set[str], set[str], set[str]]] = {}  # experiment -> names
-        self._root_now = ""
+        # one-span traces encoded by root_span(), written by flush() like the buffer (made on first use)
+        self._roots: RootRows | None = None
         self._specs: dict[str, Any] = {}
         self._by_id: dict[str, ExperimentResult] = {}
         self._names: set[str] = set()
         # experiments created by this file and given only one-span traces so far
         self._roots_only: set[str] = set()
-        self._seen: IdFilter | None = None  # the ids given to root_span (made on first use)
-        self._root_lookup: list[str] = []  # those of the buffered ones that may be stored
         self._n_experiments = 0
 
     # -- experiments ------------------------------------------------------------------
@@ -339,7 +387,7 @@ class Sink:
         """Buffer one span record; a full buffer is written (inside the file's transaction)."""
         if size_hint is None or size_hint > MAX_FIELD_BYTES:
             _check_sizes(record, where)
-        if self._root_rows:
+        if self._has_roots():
             self._flush_roots()  # keep the source order: a later write of an id wins
         if self._roots_only:
             self._roots_only.discard(record.get("experiment_id"))
@@ -373,41 +421,16 @@ class Sink:
         its trace row are encoded here at once (``evaltui.store.encode_root``). A bad field
         raises IngestError naming ``where`` and the field.
         """
-        if size_hint is None or size_hint > MAX_FIELD_BYTES:
-            _check_sizes({"input": input, "output": output, "expected": expected, "error": error,
-                          "metadata": metadata}, where)
         if self._buffer:
             self.flush()
-        rows = self._root_rows
-        if not rows:
-            self._root_now = now_iso()  # "created" of rows without one, as for a batch of records
-        names = self._root_names.get(experiment_id)
-        if names is None:
-            self._specs[experiment_id] = comparison_key_spec(self.store, experiment_id)
-            names = self._root_names[experiment_id] = (set(), set(), set())
-        try:
-            row, trace = encode_root(
-                len(rows), rid, experiment_id, name, stype, input, output, expected, error, scores,
-                metadata, metrics, tags, dataset_record_id, created, self._root_now, self._specs[experiment_id],
-            )
-        except RecordError as e:
-            raise IngestError(e.problem, where=where, field=e.field) from None
-        seen = self._seen
-        if seen is None:
-            seen = self._seen = IdFilter()
-        if seen.maybe_seen(rid):
-            self._root_lookup.append(rid)
-        rows.append(row)
-        self._root_traces.append(trace)
-        self._root_where.append(where)
-        # names of the scores, metrics and metadata keys seen (the table's columns)
-        if scores:
-            names[0].update(scores)
-        if metrics:
-            names[1].update(metrics)
-        if metadata:
-            names[2].update(metadata)
-        if len(rows) >= BATCH_SIZE:
+        roots = self._roots
+        if roots is None:
+            roots = self._roots = RootRows()
+        spec = self._specs.get(experiment_id, _MISSING)
+        if spec is _MISSING:
+            spec = self.key_spec(experiment_id)
+        if roots.add(experiment_id, spec, rid, name, stype, input, output, expected, error, scores, metadata,
+                     metrics, tags, dataset_record_id, created, where, size_hint) >= BATCH_SIZE:
             self._flush_roots()
 
     def key_spec(self, experiment_id: str) -> Any:
@@ -433,21 +456,24 @@ class Sink:
         position of each, and the (score, metric, metadata) names they carry; ``span_cols``
         and ``trace_cols``: the columns the rows hold (``evaltui.store.writers.drop_null_columns``);
         ``lookup_ids``: the ids an ``IdFilter`` over every row given so far says may be stored."""
-        if self._buffer or self._root_rows:
+        if self._buffer or self._has_roots():
             self.flush()
         self.key_spec(experiment_id)
         fields: set[tuple[str, str, str]] = set()
         _add_fields(fields, experiment_id, names)
         self._write_roots(rows, traces, wheres, fields, span_cols, trace_cols, lookup_ids)
 
+    def _has_roots(self) -> bool:
+        return self._roots is not None and bool(self._roots.rows)
+
     def _flush_roots(self) -> None:
-        rows, traces, wheres, lookup = self._root_rows, self._root_traces, self._root_where, self._root_lookup
-        self._root_rows, self._root_traces, self._root_where, self._root_lookup = [], [], [], []
+        roots = self._roots
+        assert roots is not None
         fields: set[tuple[str, str, str]] = set()
-        for eid, found in self._root_names.items():
+        for eid, found in roots.names.items():
             _add_fields(fields, eid, found)
-            for names in found:
-                names.clear()
+        rows, traces, wheres, lookup = roots.rows, roots.traces, roots.wheres, roots.lookup
+        roots.reset()
         self._write_roots(rows, traces, wheres, fields, lookup_ids=lookup)
 
     def _write_roots(self, rows: list[tuple], traces: list[tuple], wheres: list[str | None],
@@ -462,7 +488,7 @@ class Sink:
                 res.traces += n
 
     def flush(self) -> None:
-        if self._root_rows:
+        if self._has_roots():
             self._flush_roots()
         if not self._buffer:
             return
