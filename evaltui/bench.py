@@ -926,20 +926,6 @@ def _prepare_store(workdir: Path, traces: int, spans_per_trace: int, as_json: bo
     marker.write_text(json.dumps({"traces": traces, "spans_per_trace": spans_per_trace, "state": _STATE}))
 
 
-def _reference_ms() -> float:
-    """CPU ms of a fixed pure-Python workload (median of 5): how fast this machine is right now.
-    Shared and virtual machines drift (the same loop took 264-430 ms within a minute on the
-    2-core machine these figures come from), so runs are compared on this line first."""
-    def once() -> float:
-        start = time.process_time()
-        total = 0
-        for i in range(1_000_000):
-            total += i % 7
-        return (time.process_time() - start) * 1000
-
-    return statistics.median(once() for _ in range(5))
-
-
 def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = False, keep: bool = False,
               skip_tui: bool = False, only: str | list[str] | tuple[str, ...] | None = None,
               workdir: Path | None = None) -> list[Figure]:
@@ -963,7 +949,6 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
     old_cache = os.environ.get("EVALTUI_CACHE_DIR")
     os.environ["EVALTUI_CACHE_DIR"] = str(workdir / "cache")
     figures: list[Figure] = []
-    speed_before = _reference_ms()
     try:
         if "store" not in selected and any("store" in _NEEDS.get(n, ()) for n in selected):
             _prepare_store(workdir, traces, spans_per_trace, as_json)
@@ -983,11 +968,6 @@ def run_bench(traces: int = 100_000, spans_per_trace: int = 8, as_json: bool = F
                 (workdir / "bench-store.json").write_text(
                     json.dumps({"traces": traces, "spans_per_trace": spans_per_trace, "state": _STATE}))
         figures.append(Figure("peak RSS", _peak_rss_mb(), "MB", "", "whole bench process"))
-        speed_after = _reference_ms()
-        figures.append(Figure("machine speed: reference loop", (speed_before + speed_after) / 2, "ms", "",
-                              f"CPU of a fixed pure-Python loop before ({speed_before:.0f} ms) and after "
-                              f"({speed_after:.0f} ms) the run: lower is faster; compare two runs' figures "
-                              f"only when this line agrees"))
     finally:
         if old_cache is None:
             os.environ.pop("EVALTUI_CACHE_DIR", None)

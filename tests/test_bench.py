@@ -21,7 +21,7 @@ def test_run_bench_json_has_every_figure(capsys: pytest.CaptureFixture[str]) -> 
                      "text search (output ilike)", "compare two experiments", "insights (with a baseline)",
                      "rescore 300 traces (exact_match)", "toggle reviewed (one trace)",
                      "set a human score (one trace)", "import generic JSONL", "import Inspect JSON log",
-                     "ingest (validated, with roll-ups)", "peak RSS", "machine speed: reference loop"):
+                     "ingest (validated, with roll-ups)", "peak RSS"):
         assert expected in names
     assert not any(n.startswith("TUI") for n in names)
     for f in doc["figures"]:
