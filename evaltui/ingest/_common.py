@@ -244,7 +244,7 @@ class RootRows:
         self.wheres: list[str | None] = []
         self.lookup: list[str] = []
         self.names: dict[str, tuple[set[str], set[str], set[str]]] = {}
-        self.now = now_iso()  # "created" of rows without one, as for a batch of records
+        self.now = ""  # "created" of rows without one: when the batch's first row came
 
     def add(self, experiment_id: str, spec: Any, rid: str, name: str | None, stype: str | None, input: Any,
             output: Any, expected: Any, error: Any, scores: Any, metadata: Any, metrics: Any, tags: Any,
@@ -255,6 +255,8 @@ class RootRows:
             _check_sizes({"input": input, "output": output, "expected": expected, "error": error,
                           "metadata": metadata}, where)
         rows = self.rows
+        if not rows:
+            self.now = now_iso()
         try:
             row, trace = encode_root(len(rows), rid, experiment_id, name, stype, input, output, expected, error,
                                      scores, metadata, metrics, tags, dataset_record_id, created, self.now, spec)
