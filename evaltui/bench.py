@@ -592,7 +592,10 @@ def bench_import(workdir: Path, traces: int, spans_per_trace: int) -> list[Figur
 def _bench_config() -> str:
     """A config file of the bench's own for the TUI processes (the user's is never read or written)."""
     if not _CONFIG_DIR:
+        import atexit
+
         _CONFIG_DIR.append(tempfile.mkdtemp(prefix="evaltui-bench-config-"))
+        atexit.register(shutil.rmtree, _CONFIG_DIR[0], True)
     return os.path.join(_CONFIG_DIR[0], "config.toml")
 
 
