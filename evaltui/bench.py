@@ -603,18 +603,23 @@ _CONFIG_DIR: list[str] = []
 _TUI_WARM: list[bool] = []  # the bytecode of the TUI's modules is written (once per bench process)
 
 
-def _run_tui(*args: str) -> dict:
-    import subprocess
-
-    # -P: the installed evaltui, not a source tree in the current directory (no styles package there).
-    # Bytecode is cached as an installed package has it: with PYTHONDONTWRITEBYTECODE set (as in some
-    # dev shells) an editable install compiled evaltui's modules from source in every process (~100 ms).
+def _tui_env() -> dict[str, str]:
+    """The environment of the TUI processes the bench starts (each with ``-P``: the installed
+    evaltui, not a source tree in the current directory, which has no styles package): a config
+    of their own, and bytecode cached as an installed package has it. With PYTHONDONTWRITEBYTECODE
+    set (as in some dev shells) an editable install compiled evaltui's modules from source in
+    every process (~100 ms); the first call writes it once, before anything is timed."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["EVALTUI_CONFIG"] = _bench_config()
     if not _TUI_WARM:
         subprocess.run([sys.executable, "-P", "-c", "import evaltui.bench_tui, evaltui.tui.app"], check=False,
                        capture_output=True, timeout=600, env=env)
         _TUI_WARM.append(True)
+    return env
+
+
+def _run_tui(*args: str) -> dict:
+    env = _tui_env()
     env["EVALTUI_BENCH_SPAWNED_AT"] = repr(time.time())  # the child's figures count from here
     proc = subprocess.run([sys.executable, "-P", "-m", "evaltui.bench_tui", *args], check=False, capture_output=True,
                           text=True, timeout=600, env=env)
@@ -642,8 +647,8 @@ def _pty_first_write(argv: list[str], marker: bytes, size: tuple[int, int] = (16
     import struct
     import termios
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(TERM="xterm-256color", EVALTUI_CONFIG=_bench_config())
+    env = _tui_env()
+    env["TERM"] = "xterm-256color"
     master, slave = os.openpty()
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     # Popen without preexec_fn can vfork: the time is not that of copying this (big) process
@@ -675,9 +680,8 @@ def _pty_first_write(argv: list[str], marker: bytes, size: tuple[int, int] = (16
 
 def bench_tui_terminal(runs: int = 5) -> list[Figure]:
     """The first rows written to a real (pseudo-)terminal by a fresh process, beside an empty Textual app."""
-    if not hasattr(os, "fork"):
+    if not hasattr(os, "openpty"):  # (Windows)
         return []
-    _run_tui("empty")  # the bytecode of every module is written before anything is timed
     open_app = (f"from evaltui.tui.app import EvalTUI\n"
                 f"EvalTUI({_STATE['db']!r}, experiment={_STATE['experiment']!r}).run()\n")
     empty, app = [], []

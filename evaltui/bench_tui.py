@@ -36,9 +36,13 @@ def _spawned_at() -> float:
     boot time in whole seconds, so it can be up to a second early (115 ms on one machine here),
     which every figure from the start would carry."""
     spawned = os.environ.get("EVALTUI_BENCH_SPAWNED_AT")
-    if spawned:
+    if not spawned:
+        return psutil.Process().create_time()
+    try:
         return float(spawned)
-    return psutil.Process().create_time()
+    except ValueError:
+        raise SystemExit(f"EVALTUI_BENCH_SPAWNED_AT must be a time in seconds since the epoch, "
+                         f"not {spawned!r}") from None
 
 
 _SPAWNED_AT = _spawned_at()
@@ -175,10 +179,15 @@ async def _line_api() -> dict:
     app = LineApp()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        cpu = await _press_moves(pilot)
-        await pilot.press("g")
-        split: dict = {}
-        sent = await _send_moves(pilot, app.query_one(Lines), split)
+        return await _both_moves(pilot, app.query_one(Lines))
+
+
+async def _both_moves(pilot, scroller) -> dict:
+    """The keys through Pilot.press, then back to the top (g) and the keys as sent."""
+    cpu = await _press_moves(pilot)
+    await pilot.press("g")
+    split: dict = {}
+    sent = await _send_moves(pilot, scroller, split)
     return {"moves_cpu_s": cpu, "moves_sent_cpu_s": sent, "moves_sent_split_ms": split}
 
 
@@ -207,14 +216,10 @@ async def _datatable() -> dict:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         table = app.query_one(Table)
-        cpu = await _press_moves(pilot)
-        moved = table.cursor_row
-        await pilot.press("g")
-        split: dict = {}
-        sent = await _send_moves(pilot, table, split)
-    if moved != 999:
-        raise RuntimeError(f"the DataTable's cursor ended on row {moved}, not the last")
-    return {"moves_cpu_s": cpu, "moves_sent_cpu_s": sent, "moves_sent_split_ms": split}
+        out = await _both_moves(pilot, table)
+        if table.cursor_row != 999:  # both rounds end with G
+            raise RuntimeError(f"the DataTable's cursor ended on row {table.cursor_row}, not the last")
+    return out
 
 
 async def _evaltui(db: str, experiment: str, big_root: str) -> dict:

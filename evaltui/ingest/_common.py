@@ -223,7 +223,6 @@ def _add_fields(fields: set[tuple[str, str, str]], experiment_id: str, found: tu
         fields.update((experiment_id, kind, name) for name in names)
 
 
-
 class RootRows:
     """One-span traces being gathered into a batch, each encoded at once (``encode_root``):
     their span and trace rows, source positions, the ids that may already be stored (an
@@ -278,6 +277,7 @@ class RootRows:
             if metadata:
                 names[2].update(metadata)
         return len(rows)
+
 
 class Sink:
     """Where an importer sends experiments and span records (inside the file's transaction)."""
@@ -428,11 +428,8 @@ class Sink:
         roots = self._roots
         if roots is None:
             roots = self._roots = RootRows()
-        spec = self._specs.get(experiment_id, _MISSING)
-        if spec is _MISSING:
-            spec = self.key_spec(experiment_id)
-        if roots.add(experiment_id, spec, rid, name, stype, input, output, expected, error, scores, metadata,
-                     metrics, tags, dataset_record_id, created, where, size_hint) >= BATCH_SIZE:
+        if roots.add(experiment_id, self.key_spec(experiment_id), rid, name, stype, input, output, expected, error,
+                     scores, metadata, metrics, tags, dataset_record_id, created, where, size_hint) >= BATCH_SIZE:
             self._flush_roots()
 
     def key_spec(self, experiment_id: str) -> Any:

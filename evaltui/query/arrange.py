@@ -9,6 +9,7 @@ result that contain a text.
 from __future__ import annotations
 
 import re
+import threading
 
 from dataclasses import dataclass, field
 
@@ -179,7 +180,10 @@ def group_frame(frame: pl.DataFrame, path: str, group_sort: str = "size") -> tup
 
 def search_rows(frame: pl.DataFrame, text: str, columns: tuple[str, ...] = SEARCH_COLUMNS) -> list[int]:
     """Frame row indices whose ``columns`` contain ``text`` (case-insensitive, literal)."""
-    found = _search(frame, text, columns)
+    return _as_list(_search(frame, text, columns))
+
+
+def _as_list(found: pl.Series | None) -> list[int]:
     return [] if found is None else found.to_list()
 
 
@@ -217,8 +221,6 @@ class SearchIndex:
     NARROW = 0.25  # narrow only below this share of the frame (gathering strings copies them)
 
     def __init__(self, frame: pl.DataFrame, columns: tuple[str, ...] = SEARCH_COLUMNS) -> None:
-        import threading
-
         self.frame = frame
         self.columns = columns
         self._done: dict[str, pl.Series | None] = {}
@@ -238,18 +240,15 @@ class SearchIndex:
             if key not in self._done:
                 return None
             found = self._done[key]
-        return [] if found is None else found.to_list()
+        return _as_list(found)
 
     def hits(self, text: str) -> list[int]:
         """Row indices whose columns contain ``text`` (case-insensitive, literal), ascending."""
-        import threading
-
         key = self._key(text)
         while True:
             with self._lock:
                 if key in self._done:
-                    found = self._done[key]
-                    return [] if found is None else found.to_list()
+                    return _as_list(self._done[key])
                 running = self._running.get(key)
                 if running is None:
                     mine = self._running[key] = threading.Event()
@@ -266,7 +265,7 @@ class SearchIndex:
             with self._lock:
                 del self._running[key]
             mine.set()
-        return [] if found is None else found.to_list()
+        return _as_list(found)
 
     def _narrowest(self, key: str) -> pl.Series | None:
         """The fewest rows a remembered text contained in ``key`` matched, when few enough."""

@@ -683,22 +683,12 @@ def _record_fields(conn: Any, prepared: _Prepared) -> None:
     by_exp: dict[str, list[list[dict[str, Any]]]] = {}
     for (eid, _), facts in prepared.batch.items():
         by_exp.setdefault(eid, []).append(facts)
-    if len(by_exp) == 1:  # the usual batch: the names gathered in C
-        ((eid, groups),) = by_exp.items()
+    for eid, groups in by_exp.items():  # (usually one experiment) the names gathered in C
         recs = list(chain.from_iterable(groups))
         names[(eid, "score")] = set().union(*filter(None, map(_SCORES, recs)))
         names[(eid, "metric")] = set().union(*filter(None, map(_METRICS, recs)))
         names[(eid, "metadata")] = set().union(*[
             r["metadata"] for r in recs if r["metadata"] and r["span_id"] == r["root_span_id"]])
-    else:
-        for r in chain.from_iterable(prepared.batch.values()):
-            eid = r["experiment_id"]
-            if r["scores"]:
-                names.setdefault((eid, "score"), set()).update(r["scores"])
-            if r["metrics"]:
-                names.setdefault((eid, "metric"), set()).update(r["metrics"])
-            if r["metadata"] and r["span_id"] == r["root_span_id"]:
-                names.setdefault((eid, "metadata"), set()).update(r["metadata"])
     seen = [(eid, kind, name) for (eid, kind), found in names.items() for name in found]
     if seen:
         conn.executemany("INSERT OR IGNORE INTO experiment_fields (experiment_id, kind, name) VALUES (?, ?, ?)", seen)

@@ -42,6 +42,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.color import Color
+from textual.dom import NoScreen
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -1178,10 +1179,10 @@ class ExperimentTable(ScrollView, can_focus=True):
         # Straight to the screen, where its listeners are (it bubbles on to the app from there):
         # bubbling through the table's containers was a quarter of the CPU of a cursor move.
         try:
-            screen = self.screen
-        except Exception:  # not mounted (yet): the usual way
-            screen = None
-        (screen or self).post_message(message)
+            target: Any = self.screen
+        except NoScreen:  # not mounted (yet): the usual way
+            target = self
+        target.post_message(message)
 
     # -- styles ----------------------------------------------------------------------------
 
@@ -1432,7 +1433,6 @@ class ExperimentTable(ScrollView, can_focus=True):
         layout = self._layout
         styles = self._get_styles()
         rh = self._line_height
-        is_cursor_row = cursor
         row_style = self._row_style(row, cursor)
         # runs of (texts, style): neighbouring cells in one style become one segment, so every
         # later crop, divide and repaint of this row handles a few segments, not one per cell
@@ -1446,7 +1446,7 @@ class ExperimentTable(ScrollView, can_focus=True):
                 runs.append(([text], style))
 
         search = self._search
-        cursor_column = self._cursor_column if is_cursor_row else -1
+        cursor_column = self._cursor_column if cursor else -1
         toned: dict[Style, Style] = {}  # tone style -> row style + tone style (a few tones per row)
         for i, (col, (lines, tone)) in enumerate(zip(layout.columns, cells, strict=True)):
             part = 0 if i < layout.pinned_count else 1

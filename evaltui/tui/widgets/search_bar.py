@@ -2,9 +2,10 @@
 of the rows shown (separate from the filter: it narrows nothing, it finds and highlights).
 
 The screen searches while the text is typed (in a worker, each text narrowing the rows of
-the last, see ``query.arrange.SearchIndex``); enter shows the result: it searches (jumps to the first match at or after the cursor, closes the bar and gives the
-table the keys: n / N jump between matches at once); esc in the bar clears the search and
-closes it (so does esc on the table); ctrl+f or \\ reopens it with the search.
+the last, see ``query.arrange.SearchIndex``); enter shows the result: it jumps to the first
+match at or after the cursor, closes the bar and gives the table the keys (n / N jump between
+matches at once); esc in the bar clears the search and closes it (so does esc on the table);
+ctrl+f or \\ reopens it with the search.
 """
 
 from __future__ import annotations
