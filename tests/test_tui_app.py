@@ -1443,6 +1443,43 @@ async def test_garbage_collector_is_paused_only_until_the_first_frame(db: Path) 
     assert gc.isenabled()
 
 
+async def test_garbage_collector_runs_again_when_the_experiment_is_found_after_mount(
+        db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up read not done when the app mounts: the experiment is looked up apart and its
+    screen pushed a moment later, before the list below it was ever painted; the collector must
+    run again once the experiment's screen is painted (it stayed paused, waiting for the covered
+    list to repaint)."""
+    import gc
+
+    from evaltui.tui.screens.experiment import FirstPage
+
+    found = FirstPage.found
+    monkeypatch.setattr(FirstPage, "found", lambda self, timeout=10.0: None if timeout == 0 else found(self, timeout))
+    # the lookup answers at once (a worker that wins the race with the list's first repaint)
+    monkeypatch.setattr(EvalTUI, "open_experiment", lambda self, ref: self.post_message(
+        self.ExperimentFound(find_experiment(self.store, ref))))
+    # where the resume waits: a screen runs such callbacks on its own update ticks, which a
+    # covered screen may never get again (seen once in a full serial run: the GC stayed off)
+    from textual.screen import Screen
+
+    queued_on: list[str] = []
+    invoke_later = Screen._invoke_later
+
+    def spy(self: Screen, callback: Any, sender: Any) -> None:
+        if getattr(getattr(callback, "func", None), "__name__", "") == "_resume_gc":
+            queued_on.append(type(self).__name__)
+        invoke_later(self, callback, sender)
+
+    monkeypatch.setattr(Screen, "_invoke_later", spy)
+    app, _ = make_app(db, "support-bot/baseline")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentScreen)
+        assert queued_on == ["ExperimentScreen"]  # the screen that is painted, not the list below it
+        assert gc.isenabled()
+    assert gc.isenabled()
+
+
 async def test_hostile_output_shows_literally(db: Path) -> None:
     async with running(db, "pane-tree") as (app, pilot, _):
         text = screen_text(app)

@@ -107,10 +107,14 @@ class EvalTUI(App[None]):
             gc.enable()
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._resume_gc)  # once the first frame is written
         # opened on an experiment: the list below it is built when the user goes back to it
         self.opening_experiment = bool(self._initial_experiment)
         self.push_screen(ExperimentListScreen(deferred=self.opening_experiment))
+        if not self.opening_experiment:
+            # once the list's first frame is written. (An after-refresh callback waits for a
+            # repaint of the screen on top when it is handled: asked for here while opening an
+            # experiment, it could wait on the list, covered, until the user went back to it.)
+            self.call_after_refresh(self._resume_gc)
         for warning in self._config_warnings:
             self.notify(safe_text(warning, 400), title="config", severity="warning", timeout=15, markup=False)
         if self._initial_experiment:
@@ -178,6 +182,7 @@ class EvalTUI(App[None]):
 
     def on_eval_tui_experiment_found(self, message: ExperimentFound) -> None:
         self.opening_experiment = False
+        self.call_after_refresh(self._resume_gc)  # (at start-up) once the screen shown now is painted
         if message.experiment is None:
             self.notify(safe_text(message.error or "not found", 400), severity="error", markup=False)
             if isinstance(self.screen, ExperimentListScreen):
