@@ -693,3 +693,34 @@ def test_drop_null_columns_keeps_every_column_with_a_value() -> None:
     full = [("a", 1), ("b", 2)]
     assert drop_null_columns(full) == (full, None)
     assert drop_null_columns([]) == ([], None)
+
+
+def test_first_page_of_plain_values_is_the_frame_the_readers_give(db: st.Store) -> None:
+    """The TUI paints a first page read without polars (store.page): its values, dtypes, order
+    and columns must be those of the polars reader, or the table would change under the user
+    when the frame replaces it. Scores stored as ints, mixed and nested metadata, flags,
+    nulls and an empty experiment included."""
+    from evaltui.store.readers import query_trace_rows, trace_page
+
+    eid = st.create_experiment(db, "p", "e")
+    records = _one_span_traces(eid, 30)
+    for i, r in enumerate(records):
+        r["scores"]["acc"] = i % 2  # an int where the column is Float64
+        r["metadata"] = {"n": i, "mixed": i if i % 2 else f"s{i}", "nested": {"k": [i]}, "ratio": i / 3 if i else 1,
+                         "only_some": None if i % 3 else "x"}
+        r["tags"] = ["a", "b"] if i % 5 == 0 else None
+        r["created"] = f"2026-01-01T00:00:{59 - i:02d}Z"  # reversed: the page keeps the readers' order
+    st.write_spans(db, records)
+    for limit in (1, 7, 30, 200):
+        want = query_trace_rows(db, eid, limit=limit)
+        page = trace_page(db, eid, limit)
+        assert (page.height, page.columns) == (want.height, want.columns)
+        got = page.to_polars()
+        assert got.schema == want.schema
+        assert got.equals(want), limit
+        for i in range(want.height):  # the same values of the same types (1 and 1.0 paint differently)
+            mine, theirs = page.row(i, named=True), want.row(i, named=True)
+            assert [(k, v, type(v)) for k, v in mine.items()] == [(k, v, type(v)) for k, v in theirs.items()]
+    assert page.schema["metadata.n"].is_numeric() and not page.schema["metadata.mixed"].is_numeric()
+    empty = st.create_experiment(db, "p", "empty")
+    assert trace_page(db, empty, 200).to_polars().equals(query_trace_rows(db, empty, limit=200))

@@ -1365,13 +1365,13 @@ def test_start_up_read_is_waited_for_only_by_its_own_experiment(db: Path, monkey
     from evaltui.tui.screens import experiment as ex
 
     release = threading.Event()
-    real = ex.load_trace_rows
+    real = ex.trace_page
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         release.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ex, "load_trace_rows", slow)
+    monkeypatch.setattr(ex, "trace_page", slow)
     store = Store(db)
     try:
         page = ex.FirstPage(store, "support-bot/baseline")
@@ -1387,6 +1387,103 @@ def test_start_up_read_is_waited_for_only_by_its_own_experiment(db: Path, monkey
     finally:
         release.set()
         store.close()
+
+
+def test_first_rows_are_painted_before_polars_is_imported(db: Path) -> None:
+    """Opened on an experiment, the app paints the first rows before it imports polars (about
+    150 ms of a ~450 ms start); polars then loads in a worker and the screen's frame replaces the
+    page: the same rows, with the header summaries. (A fresh process: this one has polars.)"""
+    import subprocess
+    import sys
+
+    script = """
+import asyncio, json, sys
+from evaltui.tui.app import EvalTUI
+from evaltui.tui.widgets.experiment_table import ExperimentTable
+app = EvalTUI(sys.argv[1], "support-bot/baseline")
+seen = {}
+display = app._display
+def watch(screen, update):
+    display(screen, update)
+    tables = screen.query(ExperimentTable)
+    if update is not None and "rows" not in seen and tables and tables.first().row_count:
+        seen["rows"] = tables.first().row_count
+        seen["polars_then"] = "polars" in sys.modules
+app._display = watch
+async def main():
+    async with app.run_test(size=(120, 30)) as pilot:
+        for _ in range(400):
+            await pilot.pause()
+            if "traces" in app.screen.frames and app.screen.complete.get("traces"):
+                break
+            await asyncio.sleep(0.025)
+        table = app.screen.query_one(ExperimentTable)
+        seen["frame_rows"] = app.screen.frames["traces"].height
+        seen["polars_after"] = "polars" in sys.modules
+        seen["summaries"] = sorted(k for k, v in table._summaries.items() if v)
+asyncio.run(main())
+print(json.dumps(seen))
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["rows"] == 5 and seen["polars_then"] is False
+    assert seen["frame_rows"] == 5 and seen["polars_after"] is True
+    assert "scores.Factuality" in seen["summaries"]
+
+
+async def test_keys_work_on_the_first_page_before_its_frame(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While only the first page is in (polars still loading), the table is usable: j moves, y
+    copies, the title counts the rows, enter opens the trace, C opens the columns; then the frame
+    replaces the page with the cursor on the same trace."""
+    import threading
+
+    from evaltui.store.page import Page
+
+    release = threading.Event()
+    real = Page.to_polars
+
+    def held(self: Page) -> Any:
+        release.wait(10)
+        return real(self)
+
+    monkeypatch.setattr(Page, "to_polars", held)
+    app, clip = make_app(db, "support-bot/baseline")
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ExperimentScreen) and "traces" not in screen.frames
+            t = table(app)
+            assert t.row_count == 5 and isinstance(t.frame, Page)
+            assert str(screen.query_one("#exp-title").render()).startswith("5 of 5 rows · support-bot/baseline")
+            await pilot.press("j")
+            assert t.cursor_row == 1
+            await pilot.press("y")
+            await settle_page(pilot)
+            assert clip.last == QUESTIONS[1][0]
+            await pilot.press("C")
+            await settle_page(pilot)
+            assert isinstance(app.screen, ColumnsScreen)
+            await pilot.press("escape")
+            await settle_page(pilot)
+            await pilot.press("enter")
+            await settle_page(pilot)
+            pane = screen.query_one(TracePane)
+            assert pane.trace is not None and pane.trace.root_span_id == t.row_key(1)
+            assert "traces" not in screen.frames  # all of it on the page
+            release.set()
+            await settle(pilot)
+            assert screen.frames["traces"].height == 5 and not isinstance(t.frame, Page)
+            assert t.cursor_row == 1 and t.row_key(1) == pane.trace.root_span_id
+    finally:
+        release.set()
+
+
+async def settle_page(pilot: Any) -> None:
+    """A few pauses (settle would wait for the held page-to-frame worker)."""
+    for _ in range(10):
+        await pilot.pause(0.02)
 
 
 async def test_experiment_opened_at_start_shows_rows_in_its_first_frame(db: Path) -> None:

@@ -13,7 +13,7 @@ import threading
 
 from dataclasses import dataclass, field
 
-import polars as pl
+from evaltui.lazy_polars import pl
 
 
 __all__ = [

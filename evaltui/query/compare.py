@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import polars as pl
-
+from evaltui.lazy_polars import pl
 from evaltui.store import (
     Store,
     find_experiment,

@@ -17,45 +17,46 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import polars as pl
-
+from evaltui.lazy_polars import pl
 from evaltui.store.connection import Store
 from evaltui.store.errors import NotFound
+from evaltui.store.page import Page
 from evaltui.store.records import JSON_FIELDS, SPAN_COLUMNS, loads
 
-_TRACE_FIXED: list[tuple[str, str, pl.DataType]] = [
-    ("root_span_id", "root_span_id", pl.Utf8),
-    ("id", "id", pl.Utf8),
-    ("name", "name", pl.Utf8),
-    ("created", "created", pl.Utf8),
-    ("start", "start", pl.Float64),
-    ("end", "[end]", pl.Float64),
-    ("duration", "duration", pl.Float64),
-    ("llm_duration", "llm_duration", pl.Float64),
-    ("ttft", "ttft", pl.Float64),
-    ("prompt_tokens", "prompt_tokens", pl.Int64),
-    ("completion_tokens", "completion_tokens", pl.Int64),
-    ("tokens", "tokens", pl.Int64),
-    ("prompt_cached_tokens", "prompt_cached_tokens", pl.Int64),
-    ("completion_reasoning_tokens", "completion_reasoning_tokens", pl.Int64),
-    ("estimated_cost", "estimated_cost", pl.Float64),
-    ("span_count", "span_count", pl.Int64),
-    ("llm_calls", "llm_calls", pl.Int64),
-    ("tool_calls", "tool_calls", pl.Int64),
-    ("errors", "errors", pl.Int64),
-    ("has_error", "has_error", pl.Boolean),
-    ("scorer_errors", "scorer_errors", pl.Int64),
-    ("input", "input_preview", pl.Utf8),
-    ("output", "output_preview", pl.Utf8),
-    ("expected", "expected_preview", pl.Utf8),
-    ("error", "error_preview", pl.Utf8),
-    ("metadata", "metadata", pl.Utf8),
-    ("tags", "tags", pl.Utf8),
-    ("comparison_key", "comparison_key", pl.Utf8),
-    ("review_status", "review_status", pl.Utf8),
-    ("assignee", "assignee", pl.Utf8),
-    ("reviewed_by", "reviewed_by", pl.Utf8),
-    ("dataset_record_id", "dataset_record_id", pl.Utf8),
+# (column, SQL, kind): kinds are "str", "float", "int", "bool" (see _dtype); None: inferred
+_TRACE_FIXED: list[tuple[str, str, str]] = [
+    ("root_span_id", "root_span_id", "str"),
+    ("id", "id", "str"),
+    ("name", "name", "str"),
+    ("created", "created", "str"),
+    ("start", "start", "float"),
+    ("end", "[end]", "float"),
+    ("duration", "duration", "float"),
+    ("llm_duration", "llm_duration", "float"),
+    ("ttft", "ttft", "float"),
+    ("prompt_tokens", "prompt_tokens", "int"),
+    ("completion_tokens", "completion_tokens", "int"),
+    ("tokens", "tokens", "int"),
+    ("prompt_cached_tokens", "prompt_cached_tokens", "int"),
+    ("completion_reasoning_tokens", "completion_reasoning_tokens", "int"),
+    ("estimated_cost", "estimated_cost", "float"),
+    ("span_count", "span_count", "int"),
+    ("llm_calls", "llm_calls", "int"),
+    ("tool_calls", "tool_calls", "int"),
+    ("errors", "errors", "int"),
+    ("has_error", "has_error", "bool"),
+    ("scorer_errors", "scorer_errors", "int"),
+    ("input", "input_preview", "str"),
+    ("output", "output_preview", "str"),
+    ("expected", "expected_preview", "str"),
+    ("error", "error_preview", "str"),
+    ("metadata", "metadata", "str"),
+    ("tags", "tags", "str"),
+    ("comparison_key", "comparison_key", "str"),
+    ("review_status", "review_status", "str"),
+    ("assignee", "assignee", "str"),
+    ("reviewed_by", "reviewed_by", "str"),
+    ("dataset_record_id", "dataset_record_id", "str"),
 ]
 TRACE_BASE_COLUMNS = [name for name, _, _ in _TRACE_FIXED]
 
@@ -65,32 +66,47 @@ def _json_path(key: str) -> str:
     return "$." + json.dumps(key, ensure_ascii=False)  # SQLite does not unescape \uXXXX in labels
 
 
-def _frame(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str, pl.DataType]]) -> pl.DataFrame:
+def _dtype(kind: str) -> Any:
+    return {"str": pl.Utf8, "float": pl.Float64, "int": pl.Int64, "bool": pl.Boolean}[kind]
+
+
+def _frame(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str, str | None]]) -> pl.DataFrame:
     """Run ``sql`` and build a frame column by column (faster than row-wise construction)."""
+    kinds, columns = _columns(store, sql, params, schema)
+    if columns is None:
+        return pl.DataFrame(schema={n: _dtype(k) for (n, _), k in zip(schema, kinds, strict=True)})
+    return pl.DataFrame([
+        pl.Series(name, values, dtype=_dtype(kind), strict=False)
+        for (name, _), kind, values in zip(schema, kinds, columns, strict=True)
+    ])
+
+
+def _columns(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str, str | None]],
+             ) -> tuple[list[str], list[Sequence[Any]] | None]:
+    """Each column's kind and values (None when no row matched: inferred kinds are "str")."""
     with store.lock:
         rows = store.conn.execute(sql, params).fetchall()
     if not rows:
-        return pl.DataFrame(schema={n: t or pl.Utf8 for n, t in schema})
-    columns = zip(*rows, strict=True)
-    series = []
-    for (name, dtype), values in zip(schema, columns, strict=True):
-        if dtype is None:
-            series.append(_typed_series(name, values))
-        else:
-            series.append(pl.Series(name, values, dtype=dtype, strict=False))
-    return pl.DataFrame(series)
+        return [k or "str" for _, k in schema], None
+    kinds, columns = [], []
+    for (_, kind), values in zip(schema, zip(*rows, strict=True), strict=True):
+        if kind is None:
+            kind, values = infer_kind(values)
+        kinds.append(kind)
+        columns.append(values)
+    return kinds, columns
 
 
-def _typed_series(name: str, values: tuple) -> pl.Series:
-    """A metadata column: one dtype when the values agree, else their JSON text."""
+def infer_kind(values: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    """A metadata column's kind and values: one kind when the values agree, else their JSON text."""
     kinds = {type(v) for v in values if v is not None}
     if kinds <= {str}:
-        return pl.Series(name, values, dtype=pl.Utf8)
+        return "str", values
     if kinds <= {int}:
-        return pl.Series(name, values, dtype=pl.Int64)
+        return "int", values
     if kinds <= {int, float}:
-        return pl.Series(name, values, dtype=pl.Float64)
-    return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8)
+        return "float", values
+    return "str", [None if v is None else str(v) for v in values]
 
 
 def experiment_fields(store: Store, experiment_id: str) -> dict[str, list[str]]:
@@ -112,7 +128,7 @@ def _trace_rows_query(store: Store, experiment_id: str) -> tuple[str, list[Any],
     for score in fields["score"]:
         select.append("json_extract(scores, ?)")
         params.append(_json_path(score))
-        schema.append((f"scores.{score}", pl.Float64))
+        schema.append((f"scores.{score}", "float"))
     for key in fields["metadata"]:
         # objects and arrays come back as JSON text, scalars as themselves
         select.append("json_extract(metadata, ?)")
@@ -142,6 +158,15 @@ def load_trace_rows(
 
         return frame_cache.trace_rows(store, experiment_id)
     return query_trace_rows(store, experiment_id, limit=limit, offset=offset)
+
+
+def trace_page(store: Store, experiment_id: str, limit: int) -> Page:
+    """The first ``limit`` trace rows as plain values (``load_trace_rows``'s columns and order),
+    read without importing polars: the TUI paints them before polars is loaded."""
+    select, params, schema = _trace_rows_query(store, experiment_id)
+    sql = f"{select} WHERE experiment_id = ? ORDER BY created, root_span_id LIMIT ?"
+    kinds, columns = _columns(store, sql, [*params, experiment_id, limit], schema)
+    return Page([n for n, _ in schema], kinds, columns if columns is not None else [[] for _ in schema])
 
 
 def query_trace_rows(
@@ -178,26 +203,26 @@ def experiment_version(store: Store, experiment_id: str) -> tuple[int, int]:
     return rows[0][0], rows[0][1]
 
 
-_SPAN_ROW_COLUMNS: list[tuple[str, str, pl.DataType]] = [
-    ("id", "id", pl.Utf8),
-    ("span_id", "span_id", pl.Utf8),
-    ("root_span_id", "root_span_id", pl.Utf8),
-    ("parent_id", "json_extract(span_parents, '$[0]')", pl.Utf8),
-    ("name", "name", pl.Utf8),
-    ("type", "type", pl.Utf8),
-    ("created", "created", pl.Utf8),
-    ("start", "start", pl.Float64),
-    ("end", "[end]", pl.Float64),
-    ("duration", "[end] - start", pl.Float64),
-    ("prompt_tokens", "json_extract(metrics, '$.prompt_tokens')", pl.Int64),
-    ("completion_tokens", "json_extract(metrics, '$.completion_tokens')", pl.Int64),
-    ("tokens", "json_extract(metrics, '$.tokens')", pl.Int64),
-    ("estimated_cost", "json_extract(metrics, '$.estimated_cost')", pl.Float64),
-    ("has_error", "error IS NOT NULL", pl.Boolean),
-    ("input", "substr(input, 1, 400)", pl.Utf8),
-    ("output", "substr(output, 1, 400)", pl.Utf8),
-    ("error", "substr(error, 1, 400)", pl.Utf8),
-    ("metadata", "metadata", pl.Utf8),
+_SPAN_ROW_COLUMNS: list[tuple[str, str, str]] = [
+    ("id", "id", "str"),
+    ("span_id", "span_id", "str"),
+    ("root_span_id", "root_span_id", "str"),
+    ("parent_id", "json_extract(span_parents, '$[0]')", "str"),
+    ("name", "name", "str"),
+    ("type", "type", "str"),
+    ("created", "created", "str"),
+    ("start", "start", "float"),
+    ("end", "[end]", "float"),
+    ("duration", "[end] - start", "float"),
+    ("prompt_tokens", "json_extract(metrics, '$.prompt_tokens')", "int"),
+    ("completion_tokens", "json_extract(metrics, '$.completion_tokens')", "int"),
+    ("tokens", "json_extract(metrics, '$.tokens')", "int"),
+    ("estimated_cost", "json_extract(metrics, '$.estimated_cost')", "float"),
+    ("has_error", "error IS NOT NULL", "bool"),
+    ("input", "substr(input, 1, 400)", "str"),
+    ("output", "substr(output, 1, 400)", "str"),
+    ("error", "substr(error, 1, 400)", "str"),
+    ("metadata", "metadata", "str"),
 ]
 
 
@@ -223,7 +248,7 @@ def query_span_rows(store: Store, experiment_id: str) -> pl.DataFrame:
     for score in fields["score"]:
         select.append("json_extract(scores, ?)")
         params.append(_json_path(score))
-        schema.append((f"scores.{score}", pl.Float64))
+        schema.append((f"scores.{score}", "float"))
     sql = (
         f"SELECT {', '.join(select)} FROM spans WHERE experiment_id = ?"
         " ORDER BY root_span_id, start"
@@ -234,7 +259,7 @@ def query_span_rows(store: Store, experiment_id: str) -> pl.DataFrame:
 
 def load_trace_spans(store: Store, experiment_id: str, root_span_id: str) -> pl.DataFrame:
     """Every span of one trace with all fields (JSON fields as JSON text), in start order."""
-    schema = [(c, pl.Float64 if c in ("start", "end") else pl.Utf8) for c in SPAN_COLUMNS]
+    schema = [(c, "float" if c in ("start", "end") else "str") for c in SPAN_COLUMNS]
     sql = (
         f"SELECT {', '.join(f'[{c}]' for c in SPAN_COLUMNS)} FROM spans"
         " WHERE experiment_id = ? AND root_span_id = ? ORDER BY start, created, id"
@@ -273,25 +298,25 @@ def load_experiment_spans(store: Store, experiment_id: str) -> list[dict[str, An
 
 # -- projects and experiments -------------------------------------------------------------
 
-_EXPERIMENT_COLUMNS: list[tuple[str, str, pl.DataType]] = [
-    ("id", "e.id", pl.Utf8),
-    ("project", "p.name", pl.Utf8),
-    ("project_id", "p.id", pl.Utf8),
-    ("name", "e.name", pl.Utf8),
-    ("description", "e.description", pl.Utf8),
-    ("created", "e.created", pl.Utf8),
-    ("source", "e.source", pl.Utf8),
-    ("base_exp_id", "e.base_exp_id", pl.Utf8),
-    ("dataset_id", "e.dataset_id", pl.Utf8),
-    ("metadata", "e.metadata", pl.Utf8),
-    ("params", "e.params", pl.Utf8),
-    ("repo_info", "e.repo_info", pl.Utf8),
-    ("tags", "e.tags", pl.Utf8),
-    ("rows_version", "e.rows_version", pl.Int64),
+_EXPERIMENT_COLUMNS: list[tuple[str, str, str]] = [
+    ("id", "e.id", "str"),
+    ("project", "p.name", "str"),
+    ("project_id", "p.id", "str"),
+    ("name", "e.name", "str"),
+    ("description", "e.description", "str"),
+    ("created", "e.created", "str"),
+    ("source", "e.source", "str"),
+    ("base_exp_id", "e.base_exp_id", "str"),
+    ("dataset_id", "e.dataset_id", "str"),
+    ("metadata", "e.metadata", "str"),
+    ("params", "e.params", "str"),
+    ("repo_info", "e.repo_info", "str"),
+    ("tags", "e.tags", "str"),
+    ("rows_version", "e.rows_version", "int"),
 ]
 # filled per experiment by experiment_stats (one scan of its trace rows, remembered per version)
-_STAT_COLUMNS: list[tuple[str, pl.DataType]] = [
-    ("traces", pl.Int64), ("errors", pl.Int64), ("scorer_errors", pl.Int64), ("reviewed", pl.Int64),
+_STAT_COLUMNS: list[tuple[str, str]] = [
+    ("traces", "int"), ("errors", "int"), ("scorer_errors", "int"), ("reviewed", "int"),
 ]
 
 
@@ -309,7 +334,7 @@ def load_experiments(store: Store, project: str | None = None) -> pl.DataFrame:
     frame = _frame(store, sql, params, schema)
     ids, versions = frame["id"].to_list(), frame["rows_version"].to_list()
     stats = experiment_stats(store, dict(zip(ids, versions, strict=True)))
-    columns = [pl.Series(name, [stats[i][name] for i in ids], dtype=dtype) for name, dtype in _STAT_COLUMNS]
+    columns = [pl.Series(name, [stats[i][name] for i in ids], dtype=_dtype(kind)) for name, kind in _STAT_COLUMNS]
     columns.append(pl.Series("score_means", [json.dumps(stats[i]["score_means"]) for i in ids], dtype=pl.Utf8))
     return frame.drop("rows_version").with_columns(columns)
 
@@ -391,8 +416,7 @@ def load_projects(store: Store) -> pl.DataFrame:
         " (SELECT count(*) FROM experiments e WHERE e.project_id = p.id)"
         " FROM projects p ORDER BY p.name"
     )
-    schema = [("id", pl.Utf8), ("name", pl.Utf8), ("created", pl.Utf8), ("settings", pl.Utf8),
-              ("experiments", pl.Int64)]
+    schema = [("id", "str"), ("name", "str"), ("created", "str"), ("settings", "str"), ("experiments", "int")]
     return _frame(store, sql, [], schema)
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import polars as pl
 from rich.text import Text
 from textual import work
 from textual.message import Message
 from textual.timer import Timer
 
+from evaltui.lazy_polars import pl
 from evaltui.query.compare import (
     MATCH_COLUMN,
     METRICS,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,6 +18,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static
 
+from evaltui.lazy_polars import pl
 from evaltui.tui.widgets.text_safety import safe_text
 
 __all__ = ["ComputedColumns", "DefineAggregateScreen", "AddCustomColumnScreen", "parse_weights"]

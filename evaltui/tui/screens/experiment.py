@@ -7,7 +7,6 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,8 +19,10 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from evaltui.config import ColumnSettings
+from evaltui.lazy_polars import pl
 from evaltui.store import load_span, load_span_rows, load_trace_rows, load_trace_spans
-from evaltui.store.readers import experiment_version
+from evaltui.store.page import Page
+from evaltui.store.readers import experiment_version, trace_page
 from evaltui.tui.commands import ExperimentCommands
 from evaltui.tui.screens.compare_support import CompareMixin
 from evaltui.tui.screens.computed_columns import ComputedColumns
@@ -57,7 +58,8 @@ def _import_arrange() -> None:
 class FirstPage:
     """The experiment to open and its first page of trace rows, read in a thread started
     with the app: they are ready when the screen mounts instead of being read only then
-    (at start-up that read also waited on the event loop's first layouts)."""
+    (at start-up that read also waited on the event loop's first layouts). The page is plain
+    values (a store ``Page``): the table paints it before polars is imported."""
 
     def __init__(self, store: Any, ref: str) -> None:
         self.ref = ref
@@ -66,7 +68,7 @@ class FirstPage:
         self._taken = False
         self.experiment: dict[str, Any] | None = None
         self.error: str | None = None  # why the read failed (the screen reads again and says so)
-        self._page: tuple[tuple[int, int], pl.DataFrame] | None = None
+        self._page: tuple[tuple[int, int], Page] | None = None
         threading.Thread(target=self._read, name="evaltui-first-page", daemon=True).start()
 
     def _read(self) -> None:
@@ -76,7 +78,7 @@ class FirstPage:
             exp = find_experiment(self._store, self.ref)
             self.experiment = exp
             version = experiment_version(self._store, exp["id"])  # before the rows, as load_rows reads them
-            self._page = (version, load_trace_rows(self._store, exp["id"], limit=FIRST_PAGE))
+            self._page = (version, trace_page(self._store, exp["id"], FIRST_PAGE))
         except Exception as e:  # noqa: BLE001 - the screen's own reads report what went wrong
             self.error = str(e)
         finally:
@@ -87,7 +89,7 @@ class FirstPage:
         self._done.wait(timeout)
         return self.experiment
 
-    def take(self, experiment_id: str, timeout: float = 10.0) -> tuple[tuple[int, int], pl.DataFrame] | None:
+    def take(self, experiment_id: str, timeout: float = 10.0) -> tuple[tuple[int, int], Page] | None:
         """(version, first page) of ``experiment_id``, once; None when not read here."""
         known = self.experiment  # set by the thread before it reads the page
         if known is not None and known["id"] != experiment_id:
@@ -340,12 +342,33 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
             return False
         version, page = read
         try:
-            first = self.with_computed(page, refresh=True)  # a small settings read; 200 rows
+            if any(self.computed_defs(refresh=True)):  # a small settings read
+                # computed columns need polars: the worker turns the page into a frame first
+                self._page_frame(version, page)
+                return True
+            columns, _ = self._columns_for("traces", page)
         except Exception:  # noqa: BLE001 - the worker reads and reports it again
             return False
         self.loaded_version = version
-        self.on_experiment_screen_rows_loaded(self.RowsLoaded("traces", first, version[1], version[1] <= first.height))
+        self.total = version[1]
+        self.complete["traces"] = False  # until the frame (polars) is in: see _page_frame
+        table = self.query_one(ExperimentTable)
+        table.set_data(page, columns, "root_span_id", keep_cursor=False)
+        self._update_title()
+        # painted first; polars loads (~150 ms) in the worker, which turns the page into the
+        # screen's frame (then the rest loads as for any first page)
+        self.call_after_refresh(self._page_frame, version, page)
         return True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="rows-page")
+    def _page_frame(self, version: tuple[int, int], page: Page) -> None:
+        """The first page (plain values) as the screen's first frame of trace rows."""
+        try:
+            first = self.with_computed(page.to_polars(), refresh=True)
+            self.loaded_version = version
+            self.post_message(self.RowsLoaded("traces", first, version[1], version[1] <= first.height))
+        except Exception as e:
+            self.post_message(self.LoadFailed(f"could not load traces of {self.ref}: {e}"))
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -360,7 +383,8 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
             preload: FirstPage | None = getattr(self.app, "first_page", None)
             read = preload.take(eid) if preload is not None else None
             if read is not None:
-                self.loaded_version, page = read
+                self.loaded_version, plain = read
+                page = plain.to_polars()
             else:
                 self.loaded_version = experiment_version(store, eid)  # (version, count): cheap
                 page = load_trace_rows(store, eid, limit=FIRST_PAGE)
@@ -413,8 +437,13 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         # not on the first [ / b / enter (it was most of the first sort's 100 ms)
         threading.Thread(target=_import_arrange, name="evaltui-import-filter", daemon=True).start()
 
-    def _columns_for(self, row_type: str) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
-        frame = self.frames[row_type]
+    def _columns_for(self, row_type: str, frame: pl.DataFrame | Page | None = None) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
+        """(the columns shown, the defaults) for ``frame`` (the screen's frame of ``row_type``,
+        or the table's first page while that is all there is)."""
+        if frame is None:
+            frame = self.frames.get(row_type)
+        if frame is None:
+            frame = self.query_one(ExperimentTable).frame
         defaults = default_columns(frame, row_type)
         settings = self.app.config.column_settings(self.project, row_type)  # type: ignore[attr-defined]
         settings = self._view_columns_or(settings)
@@ -422,6 +451,8 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         return self.comparison_columns(columns, row_type), self.comparison_columns(defaults, row_type)
 
     def _show_frame(self) -> None:
+        if self.row_type not in self.frames:  # (only the first page is in: the frame shows all)
+            return
         table = self.query_one(ExperimentTable)
         frame = self.filtered.get(self.row_type, self.frames[self.row_type])
         columns, _ = self._columns_for(self.row_type)
@@ -448,6 +479,11 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
 
     def _update_title(self, note: str = "") -> None:
         frame = self.frames.get(self.row_type)
+        loading = not self.complete.get(self.row_type, True)
+        if frame is None and self.row_type == "traces":
+            tables = self.query(ExperimentTable)  # the first page, painted before polars loads
+            frame = tables.first().frame if tables and tables.first().frame.height else None
+            loading = frame is not None and (self.total or 0) > frame.height
         t = Text(no_wrap=True, overflow="ellipsis", end="")
         if frame is None:
             t.append("loading… ", "italic")
@@ -459,7 +495,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
                 t.append(f"{n:,} of {total:,} rows", "bold")
             else:
                 t.append(f"{n:,} of {frame.height:,} span rows", "bold")
-            if not self.complete.get(self.row_type, True):
+            if loading:
                 t.append(" (loading the rest…)", "italic")
             self.comparison_title(t)
         t.append(" · ", "dim")
@@ -789,8 +825,12 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         self.app.config.density = density  # type: ignore[attr-defined]
         self.app.save_config()  # type: ignore[attr-defined]
 
+    def _has_columns(self) -> bool:
+        """Whether there are columns to arrange (the frame's, or the first page's before it)."""
+        return self.row_type in self.frames or bool(self.query_one(ExperimentTable).frame.height)
+
     def action_columns(self) -> None:
-        if self.row_type not in self.frames:
+        if not self._has_columns():
             return
         from evaltui.tui.screens.columns import ColumnsScreen
 
@@ -813,7 +853,7 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         self.app.save_config()  # type: ignore[attr-defined]
 
     def reset_columns(self) -> None:
-        if self.row_type not in self.frames:
+        if not self._has_columns():
             return
         _, defaults = self._columns_for(self.row_type)
         self.apply_columns(defaults)

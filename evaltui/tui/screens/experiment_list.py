@@ -6,7 +6,6 @@ import json
 import math
 from typing import Any
 
-import polars as pl
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -16,6 +15,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from evaltui.lazy_polars import pl
 from evaltui.store import load_experiments
 from evaltui.tui.commands import ExperimentListCommands
 from evaltui.tui.widgets.footer import KeyFooter

@@ -23,12 +23,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from rich.text import Text
 from textual import work
 from textual.message import Message
 
 from evaltui.config import ColumnSettings, SavedView
+from evaltui.lazy_polars import pl
 from evaltui.query.arrange import (
     BUILTIN_HELP,
     BUILTIN_VIEWS,

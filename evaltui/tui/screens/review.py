@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from rich.text import Text
 from textual import work
 from textual.message import Message
 
+from evaltui.lazy_polars import pl
 from evaltui.store import NotFound, load_span_rows, load_trace_rows
 from evaltui.store.readers import experiment_version, query_trace_rows
 from evaltui.store.review import (

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import orjson
-import polars as pl
 from rich.cells import cell_len, chop_cells, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -50,7 +49,9 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
+from evaltui.lazy_polars import pl
 from evaltui.query.arrange import Group
+from evaltui.store.page import Page
 from evaltui.tui.widgets.text_safety import ELLIPSIS, safe_text
 
 __all__ = [
@@ -274,8 +275,8 @@ def with_delta(text: str, tone: Any, delta: Any, spec: ColumnSpec) -> tuple[str,
 
 def column_summary(frame: pl.DataFrame, spec: ColumnSpec) -> str | None:
     """The header summary of one column over ``frame`` (``None`` when the kind has none)."""
-    if spec.key not in frame.columns or frame.height == 0:
-        return None
+    if isinstance(frame, Page) or spec.key not in frame.columns or frame.height == 0:
+        return None  # (a first page painted before polars is loaded: its summaries come with the frame)
     series = frame.get_column(spec.key)
     dtype = series.dtype
     try:
@@ -568,7 +569,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         disabled: bool = False,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
-        self._frame: pl.DataFrame = pl.DataFrame()
+        self._frame: pl.DataFrame | Page = Page([], [], [])
         self._columns: list[ColumnSpec] = []
         self._key_column = key_column
         self._rows = _RowModel(0)
@@ -618,7 +619,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         self.move_cursor(column=column)
 
     @property
-    def frame(self) -> pl.DataFrame:
+    def frame(self) -> pl.DataFrame | Page:
+        """The rows shown: a polars frame, or at start-up a first page of plain values."""
         return self._frame
 
     @property
@@ -670,7 +672,11 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
         row = 0
         if old_key is not None and key_column in frame.columns:
-            hits = frame.get_column(key_column).cast(pl.Utf8).eq(old_key).arg_true()
+            if isinstance(frame, Page):
+                keys = [None if k is None else str(k) for k in frame.get_column(key_column)]
+                hits = [keys.index(old_key)] if old_key in keys else []
+            else:
+                hits = frame.get_column(key_column).cast(pl.Utf8).eq(old_key).arg_true()
             if len(hits):
                 row = self._rows.display_row(int(hits[0]))
         self._cursor_row = row
@@ -1404,6 +1410,9 @@ class ExperimentTable(ScrollView, can_focus=True):
             if col.key in by_key or col.key not in frame.columns:
                 continue
             series = frame.get_column(col.key)
+            if isinstance(series, list):  # a first page's plain values
+                by_key[col.key] = series[real[0]:real[0] + len(real)] if contiguous else [series[i] for i in real]
+                continue
             # only these rows become Python objects
             part = series.slice(real[0], len(real)) if contiguous else series.gather(real)
             by_key[col.key] = part.to_list()

@@ -12,8 +12,8 @@ from functools import cached_property
 from typing import Any
 
 import orjson
-import polars as pl
 
+from evaltui.lazy_polars import pl
 from evaltui.store.records import JSON_FIELDS
 
 SCORER_TYPES = frozenset({"score"})
