@@ -58,6 +58,7 @@ class _FrameWatch:
     def __init__(self, app, ready) -> None:
         self.at: float | None = None
         self.cpu: float | None = None  # process CPU seconds (all threads) at that moment
+        self.polars: bool | None = None  # whether polars was imported by then
         display = app._display
 
         def _display(screen, update) -> None:
@@ -65,6 +66,7 @@ class _FrameWatch:
             if self.at is None and update is not None and ready():
                 self.at = _since_start()
                 self.cpu = time.process_time()
+                self.polars = "polars" in sys.modules
 
         app._display = _display
 
@@ -252,6 +254,7 @@ async def _evaltui(db: str, experiment: str, big_root: str) -> dict:
             await asyncio.sleep(0.005)
         out["first_frame_s"] = watch.at
         out["first_frame_cpu_s"] = watch.cpu
+        out["polars_at_first_frame"] = watch.polars
         screen = app.screen
         while not screen.complete.get("traces"):
             await asyncio.sleep(0.005)
