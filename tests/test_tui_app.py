@@ -1471,11 +1471,64 @@ async def test_keys_work_on_the_first_page_before_its_frame(db: Path, monkeypatc
             await settle_page(pilot)
             pane = screen.query_one(TracePane)
             assert pane.trace is not None and pane.trace.root_span_id == t.row_key(1)
+            # what needs the whole frame says the rows are loading (and nothing breaks)
+            for key in ("x", "M", "r", "right_square_bracket"):
+                await pilot.press(key)
+                await settle_page(pilot)
+                assert isinstance(app.screen, ExperimentScreen), key
+                assert notes(app)[-1] == "The rows are still loading", key
+            # a search entered now runs (and jumps to its match) when the frame is in
+            await pilot.press("ctrl+f", *"Canada", "enter")
+            await settle_page(pilot)
             assert "traces" not in screen.frames  # all of it on the page
             release.set()
             await settle(pilot)
             assert screen.frames["traces"].height == 5 and not isinstance(t.frame, Page)
-            assert t.cursor_row == 1 and t.row_key(1) == pane.trace.root_span_id
+            assert screen.search_hits == [4] and t.cursor_row == 4
+            assert "Canada" in t.current_row()["input"]
+            assert t.frame.row(1, named=True)["review_status"] == "unreviewed"  # r did not write
+    finally:
+        release.set()
+
+
+async def test_a_change_made_while_the_first_page_shows_is_not_lost(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another connection reviews a trace while the table shows the first page (before its
+    frame): the frame made from that page would be stale, and with 200 traces or fewer nothing
+    reads the rows again, so the change must be caught up once the rows are in."""
+    import threading
+
+    from evaltui.store.page import Page
+    from evaltui.store.review import toggle_reviewed
+
+    release = threading.Event()
+    real = Page.to_polars
+
+    def held(self: Page) -> Any:
+        release.wait(10)
+        return real(self)
+
+    monkeypatch.setattr(Page, "to_polars", held)
+    app, _ = make_app(db, "support-bot/baseline")
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.pause()
+            t = table(app)
+            assert isinstance(t.frame, Page) and t.frame.row(0, named=True)["review_status"] == "unreviewed"
+            with Store(db) as other:
+                toggle_reviewed(other, "exp-baseline", t.row_key(0), "bob")
+            for _ in range(60):  # the app's watcher sees the commit (it looks every ~0.5 s)
+                await pilot.pause(0.05)
+                if app.live.changes:
+                    break
+            assert app.live.changes, "the watcher did not see the other connection's commit"
+            release.set()
+            for _ in range(100):
+                await settle(pilot)
+                frame = app.screen.frames.get("traces")
+                if frame is not None and frame.row(0, named=True)["review_status"] == "reviewed":
+                    break
+            assert app.screen.frames["traces"].row(0, named=True)["review_status"] == "reviewed"
+            assert t.frame.row(0, named=True)["reviewed_by"] == "bob"
     finally:
         release.set()
 

@@ -464,6 +464,8 @@ class CompareMixin:
         if self.diff_mode:
             self._hide_diff()
             return
+        if self.rows_loading():  # type: ignore[attr-defined]
+            return
         self.diff_mode = True
         self.sync_sub_rows()  # the table's sub-rows paint first; the word diff follows from a worker
         panels = self.query(DiffPanel)  # type: ignore[attr-defined]

@@ -362,9 +362,16 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rows-page")
     def _page_frame(self, version: tuple[int, int], page: Page) -> None:
-        """The first page (plain values) as the screen's first frame of trace rows."""
+        """The first page (plain values) as the screen's first frame of trace rows (read again
+        if the experiment changed since: a small one is complete with it, nothing reads it after)."""
         try:
-            first = self.with_computed(page.to_polars(), refresh=True)
+            store, eid = self.app.store, self.experiment["id"]  # type: ignore[attr-defined]
+            now = experiment_version(store, eid)
+            if now != version:
+                version, first = now, load_trace_rows(store, eid, limit=FIRST_PAGE)
+            else:
+                first = page.to_polars()
+            first = self.with_computed(first, refresh=True)
             self.loaded_version = version
             self.post_message(self.RowsLoaded("traces", first, version[1], version[1] <= first.height))
         except Exception as e:
@@ -431,6 +438,9 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         self._update_title()
 
     def _rows_settled(self) -> None:
+        pending, self._pending_reload = self._pending_reload, None
+        if pending is not None and pending != self.loaded_version:
+            self.reload_rows(None if pending is True else pending)  # a change seen while loading
         self.query_one(TracePane).prepare()  # ready before the first enter
         self.app.freeze_heap()  # type: ignore[attr-defined]
         # the filter language (sort, group and filter run through it) loads now, while idle,
@@ -825,6 +835,15 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         self.app.config.density = density  # type: ignore[attr-defined]
         self.app.save_config()  # type: ignore[attr-defined]
 
+    def rows_loading(self) -> bool:
+        """Whether the rows shown are not the screen's frame yet (at start-up, for a few hundred
+        ms, the table paints the first page before polars is loaded; or a row type still
+        loading): says so to the user, for the actions that need the frame."""
+        if self.row_type in self.frames:
+            return False
+        self.app.notify("The rows are still loading", severity="warning", timeout=2)
+        return True
+
     def _has_columns(self) -> bool:
         """Whether there are columns to arrange (the frame's, or the first page's before it)."""
         return self.row_type in self.frames or bool(self.query_one(ExperimentTable).frame.height)
@@ -865,6 +884,8 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         """The rows the table shows, in its order and with its visible columns, to a file."""
         from evaltui.tui.screens.export import ExportScreen
 
+        if self.rows_loading():
+            return
         table = self.query_one(ExperimentTable)
         frame = table.frame
         if frame.height == 0 or "id" not in frame.columns:
@@ -880,6 +901,8 @@ class ExperimentScreen(ComputedColumns, CompareMixin, ReviewActions, ExperimentV
         """A dataset (input, expected, metadata, tags) from the traces the table shows."""
         from evaltui.tui.screens.export import DatasetScreen
 
+        if self.rows_loading():
+            return
         frame = self.query_one(ExperimentTable).frame
         if frame.height == 0 or "root_span_id" not in frame.columns:
             self.app.notify("no rows to make a dataset from", severity="warning")

@@ -104,6 +104,7 @@ class ExperimentViews:
         self.search_hits: list[int] = []  # frame rows of the shown frame, ascending
         self._search_index: SearchIndex | None = None  # searches of the shown frame (typed ahead)
         self._search_ahead = None  # the timer of the search-as-you-type
+        self._search_jump = False  # enter searched before the frame was in: jump when it is
         self.groups: dict[str, list[Group] | None] = {}
         self.saved_view: tuple[str, str] | None = None  # (kind, name) last applied
         self.view_columns: ColumnSettings | None = None  # columns of the applied saved view
@@ -186,7 +187,7 @@ class ExperimentViews:
     def action_sort(self, descending: bool) -> None:
         table = self.query_one(ExperimentTable)  # type: ignore[attr-defined]
         columns = table.visible_columns
-        if not columns or self.row_type not in self.frames:
+        if not columns or self.rows_loading():  # type: ignore[attr-defined]
             return
         key = columns[table.cursor_column].key
         self.set_sort(toggle_sort_key(self.sort_keys, key, descending))
@@ -204,6 +205,7 @@ class ExperimentViews:
     def action_group(self) -> None:
         frame = self.frames.get(self.row_type)
         if frame is None:
+            self.rows_loading()  # type: ignore[attr-defined]  # (says so)
             return
         from evaltui.tui.screens.views import GroupScreen
 
@@ -252,7 +254,7 @@ class ExperimentViews:
         if self._search_ahead is not None:
             self._search_ahead.stop()
         text = event.text.strip()
-        if text:
+        if text and self.row_type in self.frames:  # (not on a first page: enter searches the frame)
             self._search_ahead = self.set_timer(0.1, lambda: self._search_ahead_worker(self._index(), text))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="search-ahead")
@@ -287,6 +289,10 @@ class ExperimentViews:
     def run_search(self, jump: bool) -> None:
         if not self.search_text:
             return
+        if self.row_type not in self.frames:  # only a first page is in: the search runs with the frame
+            self._search_jump = self._search_jump or jump
+            return
+        jump, self._search_jump = jump or self._search_jump, False
         index = self._index()
         state = (id(index.frame), self.search_text)
         known = index.known(self.search_text)

@@ -99,6 +99,7 @@ class ReviewActions:
 
     review_mode = False
     loaded_version: tuple[int, int] | None = None  # set by load_rows: what the frames show
+    _pending_reload: tuple[int, int] | bool | None = None  # a reload asked for while the rows loaded
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -165,6 +166,8 @@ class ReviewActions:
     # -- r: reviewed / unreviewed ------------------------------------------------------------
 
     def action_toggle_review(self) -> None:
+        if self.rows_loading():  # type: ignore[attr-defined]
+            return
         root = self._current_root()
         if root is None:
             self.app.notify("No trace under the cursor", severity="warning")  # type: ignore[attr-defined]
@@ -234,6 +237,8 @@ class ReviewActions:
     def action_assign(self) -> None:
         from evaltui.tui.screens.assign import AssignScreen
 
+        if self.rows_loading():  # type: ignore[attr-defined]
+            return
         roots = self._targets()
         if not roots:
             self.app.notify("No trace to assign", severity="warning")  # type: ignore[attr-defined]
@@ -276,6 +281,8 @@ class ReviewActions:
         self._update_title()  # type: ignore[attr-defined]
 
     def action_select_matching(self) -> None:
+        if self.rows_loading():  # type: ignore[attr-defined]
+            return
         frame = self._shown_frame()
         if frame is None or "root_span_id" not in frame.columns:
             return
@@ -296,6 +303,8 @@ class ReviewActions:
     # -- R / J / K: review mode ---------------------------------------------------------------
 
     def action_review_mode(self) -> None:
+        if not self.review_mode and self.rows_loading():  # type: ignore[attr-defined]
+            return
         self.review_mode = not self.review_mode
         if self.review_mode:
             root = self._current_root()
@@ -332,6 +341,8 @@ class ReviewActions:
     # -- H: human scores ----------------------------------------------------------------------
 
     def action_human_score(self) -> None:
+        if self.rows_loading():  # type: ignore[attr-defined]
+            return
         root = self._current_root()
         if root is None:
             self.app.notify("No trace under the cursor", severity="warning")  # type: ignore[attr-defined]
@@ -474,7 +485,10 @@ class ReviewActions:
         ``version``: the experiment's (rows_version, traces) if known (saves counting again).
         """
         if not self.complete.get(self.row_type, False):  # type: ignore[attr-defined]
-            return  # the first load is still running; it reads the new rows anyway
+            # the first load is still running: it may have read the rows before the change (a
+            # first page read at start-up), so the reload runs once the rows are in
+            self._pending_reload = version if version is not None else True
+            return
         self._reload_rows(self.row_type, version=version)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-rows")
