@@ -1432,10 +1432,10 @@ print(json.dumps(seen))
     assert "scores.Factuality" in seen["summaries"]
 
 
-async def test_keys_work_on_the_first_page_before_its_frame(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While only the first page is in (polars still loading), the table is usable: j moves, y
-    copies, the title counts the rows, enter opens the trace, C opens the columns; then the frame
-    replaces the page with the cursor on the same trace."""
+@pytest.fixture
+def held_page(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Keeps the first page from becoming the screen's frame until the event is set (the
+    ~150 ms polars takes to load at start-up, made as long as a test needs)."""
     import threading
 
     from evaltui.store.page import Page
@@ -1448,6 +1448,17 @@ async def test_keys_work_on_the_first_page_before_its_frame(db: Path, monkeypatc
         return real(self)
 
     monkeypatch.setattr(Page, "to_polars", held)
+    yield release
+    release.set()
+
+
+async def test_keys_work_on_the_first_page_before_its_frame(db: Path, held_page: Any) -> None:
+    """While only the first page is in (polars still loading), the table is usable: j moves, y
+    copies, the title counts the rows, enter opens the trace, C opens the columns; then the frame
+    replaces the page with the cursor on the same trace."""
+    from evaltui.store.page import Page
+
+    release = held_page
     app, clip = make_app(db, "support-bot/baseline")
     try:
         async with app.run_test(size=(160, 40)) as pilot:
@@ -1491,23 +1502,14 @@ async def test_keys_work_on_the_first_page_before_its_frame(db: Path, monkeypatc
         release.set()
 
 
-async def test_a_change_made_while_the_first_page_shows_is_not_lost(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_change_made_while_the_first_page_shows_is_not_lost(db: Path, held_page: Any) -> None:
     """Another connection reviews a trace while the table shows the first page (before its
     frame): the frame made from that page would be stale, and with 200 traces or fewer nothing
     reads the rows again, so the change must be caught up once the rows are in."""
-    import threading
-
     from evaltui.store.page import Page
     from evaltui.store.review import toggle_reviewed
 
-    release = threading.Event()
-    real = Page.to_polars
-
-    def held(self: Page) -> Any:
-        release.wait(10)
-        return real(self)
-
-    monkeypatch.setattr(Page, "to_polars", held)
+    release = held_page
     app, _ = make_app(db, "support-bot/baseline")
     try:
         async with app.run_test(size=(160, 40)) as pilot:
