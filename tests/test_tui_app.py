@@ -1424,7 +1424,8 @@ async def main():
 asyncio.run(main())
 print(json.dumps(seen))
 """
-    proc = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, timeout=120)
+    # -P: the installed evaltui, not a source tree in the current directory (it has no styles package)
+    proc = subprocess.run([sys.executable, "-P", "-c", script, str(db)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["rows"] == 5 and seen["polars_then"] is False
