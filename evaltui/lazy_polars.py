@@ -10,6 +10,7 @@ it, so the first page of a table paints before polars' ~150 ms import (see
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import types
 from typing import Any
@@ -34,16 +35,15 @@ def load() -> types.ModuleType:
     garbage collector is paused while it runs (its passes over them cost 10-40 ms more) and
     they are then frozen (left out of later passes), as the app does with its own start-up."""
     with _lock:
-        if "DataFrame" not in pl.__dict__:
-            was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                import polars
-            finally:
-                if was_enabled:
-                    gc.freeze()
-                    gc.enable()
-            pl.__dict__.update({k: v for k, v in vars(polars).items() if not k.startswith("__")})
-        import polars
-
+        if "DataFrame" in pl.__dict__:
+            return sys.modules["polars"]
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            import polars
+        finally:
+            if was_enabled:
+                gc.freeze()
+                gc.enable()
+        pl.__dict__.update({k: v for k, v in vars(polars).items() if not k.startswith("__")})
         return polars

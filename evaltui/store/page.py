@@ -44,12 +44,18 @@ class Page:
 
     def to_polars(self) -> Any:
         """The same rows as a polars frame (dtypes as the store's readers give them)."""
-        from evaltui.store.readers import _dtype
         from evaltui.lazy_polars import pl
 
         return pl.DataFrame([
-            pl.Series(n, self._values[n], dtype=_dtype(self.schema[n]), strict=False) for n in self.columns
+            pl.Series(n, self._values[n], dtype=polars_dtype(self.schema[n]), strict=False) for n in self.columns
         ])
+
+
+def polars_dtype(kind: str) -> Any:
+    """The polars dtype of a column kind (imports polars)."""
+    from evaltui.lazy_polars import pl
+
+    return {"str": pl.Utf8, "float": pl.Float64, "int": pl.Int64, "bool": pl.Boolean}[kind]
 
 
 def _cast(kind: str, value: Any) -> Any:

@@ -20,10 +20,10 @@ from typing import Any
 from evaltui.lazy_polars import pl
 from evaltui.store.connection import Store
 from evaltui.store.errors import NotFound
-from evaltui.store.page import Page
+from evaltui.store.page import Page, polars_dtype
 from evaltui.store.records import JSON_FIELDS, SPAN_COLUMNS, loads
 
-# (column, SQL, kind): kinds are "str", "float", "int", "bool" (see _dtype); None: inferred
+# (column, SQL, kind): kinds are "str", "float", "int", "bool" (see page.polars_dtype); None: inferred
 _TRACE_FIXED: list[tuple[str, str, str]] = [
     ("root_span_id", "root_span_id", "str"),
     ("id", "id", "str"),
@@ -66,17 +66,13 @@ def _json_path(key: str) -> str:
     return "$." + json.dumps(key, ensure_ascii=False)  # SQLite does not unescape \uXXXX in labels
 
 
-def _dtype(kind: str) -> Any:
-    return {"str": pl.Utf8, "float": pl.Float64, "int": pl.Int64, "bool": pl.Boolean}[kind]
-
-
 def _frame(store: Store, sql: str, params: Sequence[Any], schema: list[tuple[str, str | None]]) -> pl.DataFrame:
     """Run ``sql`` and build a frame column by column (faster than row-wise construction)."""
     kinds, columns = _columns(store, sql, params, schema)
     if columns is None:
-        return pl.DataFrame(schema={n: _dtype(k) for (n, _), k in zip(schema, kinds, strict=True)})
+        return pl.DataFrame(schema={n: polars_dtype(k) for (n, _), k in zip(schema, kinds, strict=True)})
     return pl.DataFrame([
-        pl.Series(name, values, dtype=_dtype(kind), strict=False)
+        pl.Series(name, values, dtype=polars_dtype(kind), strict=False)
         for (name, _), kind, values in zip(schema, kinds, columns, strict=True)
     ])
 
@@ -163,9 +159,8 @@ def load_trace_rows(
 def trace_page(store: Store, experiment_id: str, limit: int) -> Page:
     """The first ``limit`` trace rows as plain values (``load_trace_rows``'s columns and order),
     read without importing polars: the TUI paints them before polars is loaded."""
-    select, params, schema = _trace_rows_query(store, experiment_id)
-    sql = f"{select} WHERE experiment_id = ? ORDER BY created, root_span_id LIMIT ?"
-    kinds, columns = _columns(store, sql, [*params, experiment_id, limit], schema)
+    sql, params, schema = _trace_rows_sql(store, experiment_id, limit=limit)
+    kinds, columns = _columns(store, sql, params, schema)
     return Page([n for n, _ in schema], kinds, columns if columns is not None else [[] for _ in schema])
 
 
@@ -178,6 +173,13 @@ def query_trace_rows(
     since_version: int | None = None,
 ) -> pl.DataFrame:
     """Trace rows read from SQLite (all, a page, or those changed after ``since_version``)."""
+    return _frame(store, *_trace_rows_sql(store, experiment_id, limit=limit, offset=offset,
+                                          since_version=since_version))
+
+
+def _trace_rows_sql(store: Store, experiment_id: str, *, limit: int | None = None, offset: int = 0,
+                    since_version: int | None = None) -> tuple[str, list[Any], list[tuple[str, Any]]]:
+    """(SQL, parameters, schema) of an experiment's trace rows in their order (every reader's)."""
     select, params, schema = _trace_rows_query(store, experiment_id)
     sql = f"{select} WHERE experiment_id = ?"
     params.append(experiment_id)
@@ -188,7 +190,7 @@ def query_trace_rows(
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params += [limit, offset]
-    return _frame(store, sql, params, schema)
+    return sql, params, schema
 
 
 def experiment_version(store: Store, experiment_id: str) -> tuple[int, int]:
@@ -334,7 +336,7 @@ def load_experiments(store: Store, project: str | None = None) -> pl.DataFrame:
     frame = _frame(store, sql, params, schema)
     ids, versions = frame["id"].to_list(), frame["rows_version"].to_list()
     stats = experiment_stats(store, dict(zip(ids, versions, strict=True)))
-    columns = [pl.Series(name, [stats[i][name] for i in ids], dtype=_dtype(kind)) for name, kind in _STAT_COLUMNS]
+    columns = [pl.Series(name, [stats[i][name] for i in ids], dtype=polars_dtype(kind)) for name, kind in _STAT_COLUMNS]
     columns.append(pl.Series("score_means", [json.dumps(stats[i]["score_means"]) for i in ids], dtype=pl.Utf8))
     return frame.drop("rows_version").with_columns(columns)
 

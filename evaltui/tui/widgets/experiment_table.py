@@ -661,7 +661,8 @@ class ExperimentTable(ScrollView, can_focus=True):
         With ``keep_cursor`` the cursor stays on the row with the same key (and the same
         column) when the new frame still has it, else it goes to the first row. ``groups``
         (consecutive frame rows each) puts a header row before each group. Posts
-        RowHighlighted.
+        RowHighlighted. A first page of plain values (a store ``Page``, shown before polars
+        is loaded) comes with ``keep_cursor=False``: its rows are the first ones.
         """
         old_key = self.row_key(self._cursor_row) if keep_cursor else None
         old_column = self._cursor_column_key() if keep_cursor else None
@@ -672,11 +673,7 @@ class ExperimentTable(ScrollView, can_focus=True):
         self._summaries = {c.key: column_summary(frame, c) for c in self._columns if c.summary is None}
         row = 0
         if old_key is not None and key_column in frame.columns:
-            if isinstance(frame, Page):
-                keys = [None if k is None else str(k) for k in frame.get_column(key_column)]
-                hits = [keys.index(old_key)] if old_key in keys else []
-            else:
-                hits = frame.get_column(key_column).cast(pl.Utf8).eq(old_key).arg_true()
+            hits = frame.get_column(key_column).cast(pl.Utf8).eq(old_key).arg_true()
             if len(hits):
                 row = self._rows.display_row(int(hits[0]))
         self._cursor_row = row
